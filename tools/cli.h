@@ -1,0 +1,28 @@
+/* cli.h: what the plume subcommands share: their entry points, and small helpers for
+ * parsing arguments the same way everywhere. Each subcommand lives in its own cmd_*.c. */
+#ifndef PLUME_TOOLS_CLI_H
+#define PLUME_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A subcommand: argv[0] is its name. Returns the process exit status. */
+typedef int (*cli_main_fn)(int argc, char **argv);
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    cli_main_fn main;
+} cli_command;
+
+/* True if argv holds "-h" or "--help". */
+bool cli_wants_help(int argc, char **argv);
+
+/* Parses a time argument (Unix seconds or ISO 8601; local China time without a zone);
+ * prints an error naming the option and exits with status 2 on failure. */
+int64_t cli_time_arg(const char *opt, const char *val);
+
+/* The subcommands (one cmd_*.c each). */
+int cmd_version(int argc, char **argv);
+
+#endif
