@@ -11,8 +11,10 @@
 #ifndef PLUME_ENGINE_H
 #define PLUME_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "storage.h"
 
@@ -38,6 +40,114 @@ int engine_time_parse(const char *s, size_t len, int64_t default_offset_s, int64
 /* Formats t as ISO 8601 at offset_s east of UTC: "2026-11-22T08:00:00+08:00", or with
  * "Z" when offset_s is 0. buf needs 26 bytes. Returns the length written. */
 int engine_time_format(int64_t t, int64_t offset_s, char *buf, size_t len);
+
+/* ---- Logging (log.c) ------------------------------------------------------------------ */
+
+/* logfmt lines on stderr: `ts=... level=info msg="..." key=value ...`. Log state changes
+ * and summaries, never once per packet. Safe from any thread. */
+enum { ENGINE_LOG_DEBUG, ENGINE_LOG_INFO, ENGINE_LOG_WARN, ENGINE_LOG_ERROR };
+void engine_log_set_level(int level);
+int engine_log_level_parse(const char *name); /* -1 if unknown */
+bool engine_log_enabled(int level);
+/* Key/value pairs as strings, NULL-terminated: engine_log_kv(L, "msg", "k", "v", NULL).
+ * Values are quoted and escaped as logfmt needs. */
+void engine_log_kv(int level, const char *msg, ...);
+/* fmt formats the key=value part itself (values must not need quoting). */
+void engine_logf(int level, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- Configuration (config.c) --------------------------------------------------------- */
+
+/* Every setting of `plume serve`; docs/CONFIG.md lists them (engine_config_print_help). */
+typedef struct engine_config {
+    char db_dir[512];
+    int commit_interval_ms;
+    int64_t retention_s[STORAGE_NIV];
+    char log_level[16];
+    char hj212_listen[512];
+    bool hj212_open;
+    int hj212_max_connections;
+    int hj212_max_segment;
+    int64_t hj212_idle_timeout_s;
+    char hj212_crc_policy[16];
+    char query_listen[256];
+    char query_unix[256];
+    char query_token[256];
+    int query_max_clients;
+    char registry_files[1024];
+} engine_config;
+
+void engine_config_defaults(engine_config *cfg);
+/* Reads an INI file over cfg. On error err says file:line and what; -EINVAL or -errno. */
+int engine_config_load(engine_config *cfg, const char *path, char *err, size_t errlen);
+/* Sets one setting by "section.name" (a '-' in the name stands for '_'); -ENOENT if there
+ * is no such setting, -EINVAL if the value does not fit it. */
+int engine_config_set(engine_config *cfg, const char *key, const char *value, char *err,
+                      size_t errlen);
+/* Checks the settings together (e.g. a token when listening beyond loopback). */
+int engine_config_check(const engine_config *cfg, char *err, size_t errlen);
+/* The effective configuration as INI, and the documentation of every setting. */
+void engine_config_print(const engine_config *cfg, FILE *f);
+void engine_config_print_help(FILE *f, bool markdown);
+
+/* ---- Ingest (ingest.c) -------------------------------------------------------------- */
+
+typedef struct engine engine; /* the running engine: one per store and loop; opaque */
+struct uv_loop_s;
+
+/* The key/value tables the engine keeps in the store; pass to storage_options.kv_tables. */
+extern const char *const engine_kv_tables[];
+
+typedef struct engine_options {
+    storage *st;             /* borrowed; open until after engine_close */
+    struct uv_loop_s *loop;  /* borrowed: acknowledgements are delivered on it */
+} engine_options;
+
+typedef struct engine_stats {
+    uint64_t uploads, uploads_committed, uploads_failed;
+    uint64_t points, values_rejected, events;
+    uint64_t commits_pending;
+} engine_stats;
+
+int engine_create(const engine_options *opts, engine **out);
+/* Submits what is pending, delivers the acknowledgements already committed, and closes
+ * the engine's loop handles (its memory is freed when the loop runs their close callbacks).
+ * Call storage_close() after this and before running the loop again. */
+void engine_close(engine *e);
+void engine_get_stats(const engine *e, engine_stats *out);
+
+/* The series key of a device's pollutant and interval: "MN:code:interval". Returns its
+ * length or -ERANGE. */
+int engine_series_key(const char *mn, const char *code, int interval, char *buf, size_t len);
+
+/* One pollutant's values in an upload: the factor code (2017 form) and the point (its ts is
+ * ignored: the upload's ts is used). */
+typedef struct engine_value {
+    const char *code;
+    storage_point pt;
+} engine_value;
+
+/* One device's values for one period: what an HJ 212 2011/2051/2061/2031 packet carries. */
+typedef struct engine_upload {
+    const char *mn;
+    int interval;            /* STORAGE_IV_RTD .. STORAGE_IV_DAY */
+    int64_t ts;              /* period start, UTC */
+    const engine_value *values;
+    size_t nvalues;
+} engine_upload;
+
+/* Called on the loop thread once the upload is durable (status 0) or failed (< 0). */
+typedef void (*engine_ack_fn)(void *arg, int status);
+
+/* Accepts an upload (loop thread only). Every value becomes a point of its series, created
+ * on first sight; fn runs after the group commit holding them. Returns 0 (fn will run) or
+ * -EINVAL / -ENOMEM (fn will not run). The upload's memory is not kept. */
+int engine_ingest(engine *e, const engine_upload *u, engine_ack_fn fn, void *arg);
+
+/* Keeps a device event (running state, restart time, site information: HJ 212 CN 2021,
+ * 2041, 2081, 3020) as text in the events table, acknowledged like an upload. */
+int engine_ingest_event(engine *e, const char *mn, int cn, int64_t ts, const char *text,
+                        engine_ack_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,259 @@
+/* ingest.c: the path from a reading to an acknowledgement. Collectors hand uploads (one
+ * device's values for one period) to engine_ingest on the loop thread; everything accepted
+ * in one loop iteration is coalesced into one storage batch (fewer, larger group commits),
+ * submitted to the storage writer thread, and each upload's acknowledgement callback runs
+ * back on the loop thread only after the commit that holds it is durable. That ordering is
+ * the contract HJ 212 needs: a device gets its 9014 answer only for committed data. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "engine.h"
+
+/* Flush before a loop iteration ends once this many points are waiting. */
+#define FLUSH_POINTS 65536
+
+typedef struct ack {
+    engine_ack_fn fn;
+    void *arg;
+} ack;
+
+/* One submitted batch's acknowledgements, owned by the writer callback until it is queued
+ * on the done list, then by the loop thread. */
+typedef struct commit {
+    struct commit *next;
+    engine *e;
+    int status;
+    size_t nacks;
+    ack acks[];
+} commit;
+
+struct engine {
+    storage *st;              /* borrowed */
+    uv_loop_t *loop;          /* borrowed */
+    uv_check_t flush_check;   /* flushes the batch at the end of each loop iteration */
+    uv_async_t done_async;    /* woken by the writer thread after a commit */
+    storage_batch *batch;     /* what this iteration accepted; owned */
+    ack *acks;                /* their acknowledgements; owned */
+    size_t nacks, cap_acks;
+    pthread_mutex_t done_lock; /* guards done_head/done_tail */
+    commit *done_head, *done_tail;
+    int closing_handles;
+    engine_stats stats;
+};
+
+const char *const engine_kv_tables[] = {
+    "events", "registry", "outbox", "episodes", "subscriptions", NULL,
+};
+
+static void flush(engine *e);
+
+static void on_check(uv_check_t *h)
+{
+    flush(h->data);
+}
+
+/* Writer thread: queue the finished commit for the loop thread. */
+static void on_commit(void *arg, int status)
+{
+    commit *c = arg;
+    engine *e = c->e;
+    c->status = status;
+    pthread_mutex_lock(&e->done_lock);
+    if (e->done_tail)
+        e->done_tail->next = c;
+    else
+        e->done_head = c;
+    e->done_tail = c;
+    pthread_mutex_unlock(&e->done_lock);
+    uv_async_send(&e->done_async);
+}
+
+static void on_done(uv_async_t *h)
+{
+    engine *e = h->data;
+    pthread_mutex_lock(&e->done_lock);
+    commit *c = e->done_head;
+    e->done_head = e->done_tail = NULL;
+    pthread_mutex_unlock(&e->done_lock);
+    while (c) {
+        commit *next = c->next;
+        if (c->status == 0)
+            e->stats.uploads_committed += c->nacks;
+        else
+            e->stats.uploads_failed += c->nacks;
+        e->stats.commits_pending--;
+        for (size_t i = 0; i < c->nacks; i++)
+            if (c->acks[i].fn)
+                c->acks[i].fn(c->acks[i].arg, c->status);
+        free(c);
+        c = next;
+    }
+}
+
+static void flush(engine *e)
+{
+    if (e->nacks == 0 && storage_batch_points(e->batch) == 0)
+        return;
+    commit *c = malloc(sizeof *c + e->nacks * sizeof(ack));
+    storage_batch *next = storage_batch_create();
+    if (!c || !next) {
+        /* Out of memory: fail these uploads rather than acknowledge what is not stored. */
+        free(c);
+        storage_batch_destroy(next);
+        for (size_t i = 0; i < e->nacks; i++)
+            if (e->acks[i].fn)
+                e->acks[i].fn(e->acks[i].arg, -ENOMEM);
+        storage_batch_clear(e->batch);
+        e->nacks = 0;
+        return;
+    }
+    c->next = NULL;
+    c->e = e;
+    c->status = 0;
+    c->nacks = e->nacks;
+    memcpy(c->acks, e->acks, e->nacks * sizeof(ack));
+    e->nacks = 0;
+    storage_batch *b = e->batch;
+    e->batch = next;
+    e->stats.commits_pending++;
+    int rc = storage_submit(e->st, b, on_commit, c);
+    if (rc != 0) /* the store is closing: the batch is gone, the callback will not run */
+        on_commit(c, rc);
+}
+
+int engine_create(const engine_options *opts, engine **out)
+{
+    engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    e->st = opts->st;
+    e->loop = opts->loop;
+    e->batch = storage_batch_create();
+    if (!e->batch) {
+        free(e);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&e->done_lock, NULL);
+    uv_check_init(e->loop, &e->flush_check);
+    e->flush_check.data = e;
+    uv_check_start(&e->flush_check, on_check);
+    uv_unref((uv_handle_t *)&e->flush_check);
+    uv_async_init(e->loop, &e->done_async, on_done);
+    e->done_async.data = e;
+    *out = e;
+    return 0;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    engine *e = h->data;
+    if (--e->closing_handles > 0)
+        return;
+    storage_batch_destroy(e->batch);
+    free(e->acks);
+    pthread_mutex_destroy(&e->done_lock);
+    free(e);
+}
+
+void engine_close(engine *e)
+{
+    if (!e)
+        return;
+    flush(e);
+    /* Deliver what is committed; the store's close waits for the rest, whose callbacks
+     * then find no loop handle to wake: close the store before running the loop again. */
+    storage_sync(e->st);
+    on_done(&e->done_async);
+    e->closing_handles = 2;
+    uv_close((uv_handle_t *)&e->flush_check, on_handle_closed);
+    uv_close((uv_handle_t *)&e->done_async, on_handle_closed);
+}
+
+int engine_series_key(const char *mn, const char *code, int interval, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s:%s:%s", mn, code, storage_interval_name(interval));
+    return n < 0 || (size_t)n >= len ? -ERANGE : n;
+}
+
+int engine_ingest(engine *e, const engine_upload *u, engine_ack_fn fn, void *arg)
+{
+    if (!u->mn || !*u->mn || u->interval < 0 || u->interval >= STORAGE_NIV)
+        return -EINVAL;
+    if (e->nacks == e->cap_acks) {
+        size_t cap = e->cap_acks ? e->cap_acks * 2 : 256;
+        ack *a = realloc(e->acks, cap * sizeof *a);
+        if (!a)
+            return -ENOMEM;
+        e->acks = a;
+        e->cap_acks = cap;
+    }
+    for (size_t i = 0; i < u->nvalues; i++) {
+        const engine_value *v = &u->values[i];
+        char key[256];
+        storage_sid sid;
+        if (v->pt.mask == 0)
+            continue;
+        if (engine_series_key(u->mn, v->code, u->interval, key, sizeof key) < 0 ||
+            storage_series_ensure(e->st, key, u->interval, &sid) != 0) {
+            e->stats.values_rejected++;
+            continue;
+        }
+        storage_point p = v->pt;
+        p.ts = u->ts;
+        if (storage_batch_add(e->batch, sid, &p) == 0)
+            e->stats.points++;
+        else
+            e->stats.values_rejected++;
+    }
+    e->acks[e->nacks++] = (ack){fn, arg};
+    e->stats.uploads++;
+    if (storage_batch_points(e->batch) >= FLUSH_POINTS)
+        flush(e);
+    return 0;
+}
+
+int engine_ingest_event(engine *e, const char *mn, int cn, int64_t ts, const char *text,
+                        engine_ack_fn fn, void *arg)
+{
+    /* Key: MN, NUL, big-endian time and a sequence number, so a device's events sort in
+     * time and two events of one second do not overwrite each other. */
+    uint8_t key[128];
+    size_t mlen = strlen(mn);
+    if (mlen == 0 || mlen + 1 + 12 > sizeof key)
+        return -EINVAL;
+    memcpy(key, mn, mlen + 1);
+    uint64_t t = (uint64_t)ts ^ (1ull << 63);
+    for (int i = 0; i < 8; i++)
+        key[mlen + 1 + i] = (uint8_t)(t >> (56 - 8 * i));
+    uint32_t seq = (uint32_t)e->stats.events++;
+    for (int i = 0; i < 4; i++)
+        key[mlen + 9 + i] = (uint8_t)(seq >> (24 - 8 * i));
+    char val[4096];
+    int n = snprintf(val, sizeof val, "CN=%d;%s", cn, text ? text : "");
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n >= sizeof val)
+        n = sizeof val - 1;
+    if (e->nacks == e->cap_acks) {
+        size_t cap = e->cap_acks ? e->cap_acks * 2 : 256;
+        ack *a = realloc(e->acks, cap * sizeof *a);
+        if (!a)
+            return -ENOMEM;
+        e->acks = a;
+        e->cap_acks = cap;
+    }
+    int rc = storage_batch_kv_put(e->batch, "events", key, mlen + 13, val, (size_t)n);
+    if (rc != 0)
+        return rc;
+    e->acks[e->nacks++] = (ack){fn, arg};
+    return 0;
+}
+
+void engine_get_stats(const engine *e, engine_stats *out)
+{
+    *out = e->stats;
+}
