@@ -58,6 +58,16 @@ int chunk_decode(const void *data, size_t len, storage_point *pts, size_t cap, s
 int chunk_decode_col(const void *data, size_t len, int col, int64_t *ts, double *v,
                      uint8_t *flags, size_t cap, size_t *n);
 
+/* The aggregates exactly as the encoder computes them, for checks that compare a decoded
+ * chunk with its header. count counts points with AVG; sum and sumsq add every AVG value in
+ * time order (a NaN makes them NaN); min and max ignore NaN (NaN only when every value is
+ * NaN) and their _ts is the first point reaching them; first and last are the first and
+ * last AVG values, whatever they are. chunk_agg_add folds in one value after
+ * chunk_agg_init. */
+void chunk_agg_init(chunk_agg *a);
+void chunk_agg_add(chunk_agg *a, int64_t ts, double v);
+int chunk_agg_compute(const storage_point *pts, size_t n, chunk_agg *a);
+
 /* Frees the buffer's memory and zeroes it. */
 void chunk_buf_free(chunk_buf *b);
 
