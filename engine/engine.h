@@ -148,6 +148,50 @@ int engine_ingest(engine *e, const engine_upload *u, engine_ack_fn fn, void *arg
  * 2041, 2081, 3020) as text in the events table, acknowledged like an upload. */
 int engine_ingest_event(engine *e, const char *mn, int cn, int64_t ts, const char *text,
                         engine_ack_fn fn, void *arg);
+/* ---- Numbers (numfmt.c) ------------------------------------------------------------ */
+
+/* Bytes engine_double_format may write, the terminating NUL included. */
+#define ENGINE_DOUBLE_FMT_LEN 32
+
+/* Parses exactly len bytes as a decimal number: [+-]digits[.digits][(e|E)[+-]digits], at
+ * least one digit before the exponent. The result is bit-for-bit the double strtod returns
+ * for the same text (a fast exact path for up to ~15 significant digits, strtod beyond).
+ * No locale, no spaces, no hex, no inf/nan. Returns 0, -EINVAL (not such a number, or longer
+ * than 400 bytes), or -ERANGE (its magnitude overflows a double). */
+int engine_double_parse(const char *s, size_t len, double *out);
+
+/* Formats v as the shortest text that engine_double_parse and strtod read back to exactly v:
+ * a plain decimal ("23.45", "-0.001", "4500") when one of at most 9 decimals does, otherwise
+ * the shortest "%.Ng" (N <= 17). "nan", "inf", "-inf" for those. Writes a NUL-terminated
+ * string of at most ENGINE_DOUBLE_FMT_LEN bytes into buf; returns its length. */
+int engine_double_format(double v, char *buf);
+
+/* ---- Points CSV (points_csv.c) ----------------------------------------------------- */
+
+/* The longest series key (storage_series_ensure's limit). */
+#define ENGINE_SERIES_KEY_MAX 255
+
+/* One line of a points CSV: series,timestamp,value[,flag]. */
+typedef struct engine_csv_point {
+    const char *series;  /* borrowed from the line: not NUL-terminated, series_len bytes */
+    size_t series_len;   /* 1 to ENGINE_SERIES_KEY_MAX */
+    int64_t ts;          /* seconds since the epoch, UTC */
+    double value;
+    uint8_t flag;        /* one of N F M S D C T B; 'N' when the line has none */
+} engine_csv_point;
+
+/* Parses one line of len bytes without its '\n' (a trailing '\r' is dropped). The series
+ * holds no control character or quote; the timestamp is anything engine_time_parse takes
+ * (local China time when an ISO 8601 time has no zone); the value as engine_double_parse.
+ * Returns 0 with *out filled, 1 for a blank line (nothing to import), or -EINVAL with *why
+ * set to a static message naming what was wrong. Allocates nothing; any thread. */
+int engine_points_csv_parse(const char *line, size_t len, engine_csv_point *out,
+                            const char **why);
+
+/* Formats one line "series,unix_seconds,value,flag\n" (flag 0 is written as N) into buf,
+ * which needs series_len + 64 bytes. Returns the bytes written (no NUL). */
+size_t engine_points_csv_format(const char *series, size_t series_len, int64_t ts, double value,
+                                uint8_t flag, char *buf);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,210 @@
+/* numfmt.c: decimal text <-> double, exactly and fast.
+ *
+ * Imports read millions of sensor values ("23.45", "-1.2", "1015.66666666667") and dumps and
+ * queries print them back. strtod and printf("%.17g") are exact but slow (locale lookups,
+ * big-number arithmetic) and %.17g prints 0.1 as 0.10000000000000001. Almost every reading
+ * has at most 15 significant digits, and for those a single correctly rounded IEEE division
+ * or multiplication by an exact power of ten gives the very double strtod returns (Clinger's
+ * fast path). Anything else falls back to the C library, so results are always bit-exact.
+ * Formatting prints the shortest plain decimal that reads back to the same double, falling
+ * back to the shortest %.Ng that does. */
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+/* Powers of ten that are exact doubles (10^22 is the largest). */
+static const double pow10_exact[23] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* Longest text handed to strtod; longer numbers are refused rather than copied to the heap. */
+#define SLOW_MAX 400
+
+static int parse_slow(const char *s, size_t len, double *out)
+{
+    char buf[SLOW_MAX + 1];
+    if (len > SLOW_MAX)
+        return -EINVAL;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *end;
+    errno = 0;
+    double v = strtod(buf, &end);
+    if (end != buf + len)
+        return -EINVAL;
+    if (errno == ERANGE && isinf(v))
+        return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+int engine_double_parse(const char *s, size_t len, double *out)
+{
+    const char *p = s, *end = s + len;
+    bool neg = false, any = false, overflow = false;
+    uint64_t m = 0;
+    int nd = 0, exp10 = 0;
+
+    if (p < end && (*p == '-' || *p == '+'))
+        neg = *p++ == '-';
+    for (; p < end && (unsigned)(*p - '0') < 10; p++, any = true) {
+        if (m == 0 && *p == '0')
+            continue;
+        if (nd < 19) {
+            m = m * 10 + (uint64_t)(*p - '0');
+            nd++;
+        } else {
+            overflow = true;
+        }
+    }
+    if (p < end && *p == '.') {
+        for (p++; p < end && (unsigned)(*p - '0') < 10; p++, any = true) {
+            if (m == 0 && *p == '0') {
+                exp10--;
+            } else if (nd < 19) {
+                m = m * 10 + (uint64_t)(*p - '0');
+                nd++;
+                exp10--;
+            } else {
+                overflow = true;
+            }
+        }
+    }
+    if (!any)
+        return -EINVAL;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        int esign = 1, e = 0;
+        if (p < end && (*p == '-' || *p == '+'))
+            esign = *p++ == '-' ? -1 : 1;
+        if (p == end || (unsigned)(*p - '0') >= 10)
+            return -EINVAL;
+        for (; p < end && (unsigned)(*p - '0') < 10; p++)
+            if (e < 100000)
+                e = e * 10 + (*p - '0');
+        exp10 += esign * e;
+    }
+    if (p != end)
+        return -EINVAL;
+#if FLT_EVAL_METHOD == 0
+    if (!overflow && m <= (1ull << 53)) {
+        if (m == 0) {
+            *out = neg ? -0.0 : 0.0;
+            return 0;
+        }
+        if (exp10 >= -22 && exp10 <= 22) {
+            double d = (double)m;
+            d = exp10 < 0 ? d / pow10_exact[-exp10] : d * pow10_exact[exp10];
+            *out = neg ? -d : d;
+            return 0;
+        }
+    }
+#endif
+    return parse_slow(s, len, out);
+}
+
+/* Writes the decimal digits of u, returns their count. */
+static int format_u64(uint64_t u, char *buf)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    for (int i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Plain decimal r * 10^-k into buf; returns the length. */
+static int format_fixed(uint64_t r, int k, char *buf)
+{
+    char digits[24];
+    int n = format_u64(r, digits), len = 0;
+    if (k == 0) {
+        memcpy(buf, digits, (size_t)n);
+        return n;
+    }
+    if (n <= k) { /* 0.00ddd */
+        buf[len++] = '0';
+        buf[len++] = '.';
+        for (int i = n; i < k; i++)
+            buf[len++] = '0';
+        memcpy(buf + len, digits, (size_t)n);
+        return len + n;
+    }
+    memcpy(buf, digits, (size_t)(n - k));
+    len = n - k;
+    buf[len++] = '.';
+    memcpy(buf + len, digits + n - k, (size_t)k);
+    return len + k;
+}
+
+static bool reads_back(const char *text, double v)
+{
+    double w = strtod(text, NULL);
+    return memcmp(&w, &v, sizeof v) == 0;
+}
+
+/* The shortest %.Ng (1 <= N <= 17) that reads back to v; v is finite and non-negative.
+ * Reading back is monotone in N, so search down from 15 (most values) or up to 17. */
+static int format_general(double v, char *buf)
+{
+    snprintf(buf, ENGINE_DOUBLE_FMT_LEN, "%.15g", v);
+    if (reads_back(buf, v)) {
+        char tmp[ENGINE_DOUBLE_FMT_LEN];
+        for (int prec = 14; prec >= 1; prec--) {
+            snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+            if (!reads_back(tmp, v))
+                break;
+            memcpy(buf, tmp, sizeof tmp);
+        }
+    } else {
+        snprintf(buf, ENGINE_DOUBLE_FMT_LEN, "%.16g", v);
+        if (!reads_back(buf, v))
+            snprintf(buf, ENGINE_DOUBLE_FMT_LEN, "%.17g", v);
+    }
+    return (int)strlen(buf);
+}
+
+int engine_double_format(double v, char *buf)
+{
+    char *p = buf;
+    if (isnan(v)) {
+        memcpy(buf, "nan", 4);
+        return 3;
+    }
+    if (signbit(v)) {
+        *p++ = '-';
+        v = -v;
+    }
+    if (isinf(v)) {
+        memcpy(p, "inf", 4);
+        return (int)(p - buf) + 3;
+    }
+    /* Below 2^50 the scaled value lies within a quarter of the integer a short decimal
+     * names, so rounding finds that integer, and the first k that reads back is the
+     * shortest plain decimal. */
+    if (v < 0x1p50) {
+        for (int k = 0; k <= 9; k++) {
+            double s = v * pow10_exact[k];
+            if (s >= 0x1p50)
+                break;
+            double r = nearbyint(s);
+            if (r / pow10_exact[k] == v) {
+                int n = format_fixed((uint64_t)r, k, p);
+                p[n] = '\0';
+                return (int)(p - buf) + n;
+            }
+        }
+    }
+    return (int)(p - buf) + format_general(v, p);
+}
