@@ -154,25 +154,27 @@ static bool reads_back(const char *text, double v)
     return memcmp(&w, &v, sizeof v) == 0;
 }
 
-/* The shortest %.Ng (1 <= N <= 17) that reads back to v; v is finite and non-negative.
- * Reading back is monotone in N, so search down from 15 (most values) or up to 17. */
-static int format_general(double v, char *buf)
+/* The shortest %.Ng (1 <= N <= 17) that reads back to v, into buf of cap bytes; v is finite
+ * and non-negative. Reading back is monotone in N, so search down from 15 (most values) or
+ * up to 17. */
+static int format_general(double v, char *buf, size_t cap)
 {
-    snprintf(buf, ENGINE_DOUBLE_FMT_LEN, "%.15g", v);
+    int n = snprintf(buf, cap, "%.15g", v);
     if (reads_back(buf, v)) {
         char tmp[ENGINE_DOUBLE_FMT_LEN];
         for (int prec = 14; prec >= 1; prec--) {
-            snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+            int m = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
             if (!reads_back(tmp, v))
                 break;
-            memcpy(buf, tmp, sizeof tmp);
+            memcpy(buf, tmp, (size_t)m + 1);
+            n = m;
         }
     } else {
-        snprintf(buf, ENGINE_DOUBLE_FMT_LEN, "%.16g", v);
+        n = snprintf(buf, cap, "%.16g", v);
         if (!reads_back(buf, v))
-            snprintf(buf, ENGINE_DOUBLE_FMT_LEN, "%.17g", v);
+            n = snprintf(buf, cap, "%.17g", v);
     }
-    return (int)strlen(buf);
+    return n;
 }
 
 int engine_double_format(double v, char *buf)
@@ -206,5 +208,5 @@ int engine_double_format(double v, char *buf)
             }
         }
     }
-    return (int)(p - buf) + format_general(v, p);
+    return (int)(p - buf) + format_general(v, p, ENGINE_DOUBLE_FMT_LEN - (size_t)(p - buf));
 }
