@@ -192,6 +192,128 @@ int engine_points_csv_parse(const char *line, size_t len, engine_csv_point *out,
  * which needs series_len + 64 bytes. Returns the bytes written (no NUL). */
 size_t engine_points_csv_format(const char *series, size_t series_len, int64_t ts, double value,
                                 uint8_t flag, char *buf);
+/* ---- Data flags, roll-ups, oxygen correction, emission mass (rollup.c) --------------- */
+
+/* Media of an outlet: flue gas and wastewater follow different roll-up rules. */
+enum engine_medium { ENGINE_MEDIUM_GAS = 0, ENGINE_MEDIUM_WATER = 1 };
+
+/* Periods a roll-up produces. Days and months are local (offset_s east of UTC). */
+enum engine_period_kind { ENGINE_PERIOD_HOUR = 0, ENGINE_PERIOD_DAY, ENGINE_PERIOD_MONTH };
+
+/* Slots of the per-flag counters of a roll-up: the HJ 212 data flags, and OTHER for any
+ * byte that is none of them. A point with no flag (0) counts under N when the options say
+ * so (the default), under OTHER otherwise. */
+enum engine_flag_slot {
+    ENGINE_FLAG_N = 0, ENGINE_FLAG_F, ENGINE_FLAG_M, ENGINE_FLAG_S, ENGINE_FLAG_D,
+    ENGINE_FLAG_C, ENGINE_FLAG_T, ENGINE_FLAG_B, ENGINE_FLAG_OTHER, ENGINE_NFLAGS
+};
+
+/* The slot of a flag byte (lower case letters count as upper case). */
+int engine_flag_slot(uint8_t flag, bool none_is_normal);
+
+/* Whether a flag makes a value valid for averages and exceedance: N always, T when t_valid
+ * (a value above the measuring range is a lower bound; unconfirmed in the standard, hence
+ * the switch), 0 (none sent) when none_is_normal; F M S D C B and anything else never. */
+bool engine_flag_valid(uint8_t flag, bool t_valid, bool none_is_normal);
+
+/* How roll-ups judge and average. engine_rollup_opts_init() sets the defaults shown. */
+typedef struct engine_rollup_opts {
+    int medium;                 /* ENGINE_MEDIUM_GAS (default) or ENGINE_MEDIUM_WATER */
+    bool t_valid;               /* T counts as valid (default true) */
+    bool none_is_normal;        /* a point with no flag counts as N (default true) */
+    bool flow_weighted;         /* water: AVG/ZSAVG weighted by flow when flows are given
+                                   (default false: arithmetic) */
+    uint32_t min_valid_hour;    /* valid inputs an hour needs (default 45: minutes) */
+    uint32_t min_valid_day;     /* valid inputs a day needs (default 20: hours) */
+    uint32_t min_valid_month;   /* valid inputs a month needs (default 25: days) */
+    double normal_share_gas;    /* gas: a period is N if >= this share of its inputs are
+                                   valid, else D (default 0.75, HJ 212 Annex C) */
+    double normal_share_water;  /* water: the same; default 1.0 (abnormal if any input is) */
+    int64_t offset_s;           /* local time east of UTC for days/months (default CST) */
+} engine_rollup_opts;
+
+void engine_rollup_opts_init(engine_rollup_opts *o);
+
+/* What one period rolled up to.
+ * - p.ts is the period start; p.v/p.mask the rolled-up columns (see engine_rollup_period);
+ *   p.flag the period's flag with validity folded in: an invalid period never carries a
+ *   valid flag (a period short of valid inputs whose flag roll-up says N gets 'D'), so a
+ *   day rolled up from computed hours counts exactly the valid hours.
+ * - flag_rollup is the pure flag roll-up (HJ 212 Annex C) before validity is folded in. */
+typedef struct engine_period_result {
+    storage_point p;
+    int kind;                          /* enum engine_period_kind */
+    uint32_t n_inputs;                 /* inputs given */
+    uint32_t n_valid;                  /* inputs with a valid flag and an AVG value */
+    uint32_t flag_count[ENGINE_NFLAGS];
+    uint8_t flag_rollup;
+    bool valid;                        /* n_valid >= the period's minimum */
+    bool weighted;                     /* AVG is flow-weighted (water, flows given, sum > 0) */
+} engine_period_result;
+
+/* Start of the period of kind containing ts (local days and months at offset_s). */
+int64_t engine_period_start(int kind, int64_t ts, int64_t offset_s);
+/* Start of the period after the one starting at start. */
+int64_t engine_period_next(int kind, int64_t start, int64_t offset_s);
+
+/* Number of leading points of in[0..n) in the same period as in[0] (in sorted by ts):
+ * how a caller walks a sorted series period by period. 0 when n is 0. */
+size_t engine_period_span(int kind, const storage_point *in, size_t n, int64_t offset_s);
+
+/* Rolls the n points of one period up (points of minutes for an hour, of hours for a day, of
+ * days for a month; any order). Only inputs with a valid flag (engine_flag_valid) count:
+ * - AVG: their mean; for water with o->flow_weighted and flow != NULL, sum(C_i*Q_i)/sum(Q_i)
+ *   over inputs with a finite flow >= 0 (arithmetic when that sum is 0; see `weighted`).
+ *   ZSAVG likewise.
+ * - MIN/MAX (ZSMIN/ZSMAX): the least/greatest of the inputs' MIN (MAX), or of their AVG
+ *   when an input has no MIN (MAX).
+ * - COU: the sum of the valid inputs' cumulative amounts.
+ * A column is present in the result when at least one valid input had it. flow is NULL or
+ * n flows aligned with in (NaN: unknown). Returns 0, or -EINVAL when n is 0 or the points
+ * span more than one period. */
+int engine_rollup_period(int kind, const storage_point *in, size_t n, const double *flow,
+                         const engine_rollup_opts *o, engine_period_result *out);
+
+/* engine_rollup_period for an hour of minute points and a day of hourly points. */
+int engine_rollup_hour(const storage_point *minutes, size_t n, const double *flow,
+                       const engine_rollup_opts *o, engine_period_result *out);
+int engine_rollup_day(const storage_point *hours, size_t n, const double *flow,
+                      const engine_rollup_opts *o, engine_period_result *out);
+
+/* Oxygen correction guard. Near 21% O2 (stopped plant, purge air) the factor
+ * (21 - ref) / (21 - O2) explodes; at or above max_o2 the value is either marked invalid
+ * (default) or computed with O2 clamped to max_o2. */
+typedef struct engine_o2_opts {
+    double max_o2;   /* default 19.5 (%) */
+    bool clamp;      /* default false: invalid */
+} engine_o2_opts;
+
+void engine_o2_opts_init(engine_o2_opts *o);
+
+/* C_zs = c * (21 - o2_ref) / (21 - o2). Returns 0 with *out set; 1 when o2 was clamped
+ * (then *out uses max_o2); -ERANGE when o2 >= max_o2 and the guard marks it invalid;
+ * -EINVAL when an argument is not finite, o2 < 0 or o2_ref is outside [0, 21). *out is NaN
+ * on error. o may be NULL for defaults. */
+int engine_o2_correct(double c, double o2, double o2_ref, const engine_o2_opts *o,
+                      double *out);
+
+/* Fills ZSAVG/ZSMIN/ZSMAX of n points from their AVG/MIN/MAX and the aligned o2 values
+ * (NaN: unknown, left alone). A point whose O2 trips the guard gets no ZS columns and flag
+ * 'D' under the invalid policy. Returns the number of points the guard touched. */
+size_t engine_o2_correct_points(storage_point *p, const double *o2, size_t n, double o2_ref,
+                                const engine_o2_opts *o);
+
+/* Flow units for emission rates. */
+enum engine_flow_unit {
+    ENGINE_FLOW_M3_H = 0, /* gas, standard dry m3/h */
+    ENGINE_FLOW_M3_S,     /* gas, m3/s (a00000) */
+    ENGINE_FLOW_L_S,      /* water, L/s (w00000); concentration then in mg/L */
+};
+
+/* Emission rate in kg/h of concentration c at flow q: gas G = c (mg/m3) * Q (m3/h) * 1e-6,
+ * with m3/s converted (x 3600); water c in mg/L at L/s: G = c * q * 3.6e-3. NaN for an
+ * unknown unit. */
+double engine_emission_rate_kg_h(double c, double q, int flow_unit);
 
 #ifdef __cplusplus
 }
