@@ -192,6 +192,7 @@ static void test_many(void)
     while (many_done < 60 && !expired)
         uv_run(&loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
     CHECK_EQ_INT(many_done, 60);
     CHECK_EQ_INT(stub.nreqs - before, 60);
     /* The connection cap holds: no more than 2 connections were ever opened to the host. */
