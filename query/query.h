@@ -1,0 +1,98 @@
+/* query.h: plume's query server, the one public header of query/.
+ *
+ * The server speaks RESP (the Redis protocol, versions 2 and 3) over TCP and a Unix socket,
+ * so redis-cli and every Redis client library can query plume. It runs on a libuv loop the
+ * caller owns and keeps no global state: several servers may run on one loop. The commands
+ * and their replies are written down in query/PROTOCOL.md.
+ *
+ * Conventions: functions return 0 or a negative errno-style code (libuv's codes are negative
+ * errno values on Unix); results come back through out-parameters. Every function must be
+ * called on the loop's thread. This layer never logs.
+ */
+#ifndef PLUME_QUERY_H
+#define PLUME_QUERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct uv_loop_s; /* uv_loop_t, from <uv.h> */
+struct storage;   /* from storage.h */
+
+typedef struct query_server query_server; /* opaque */
+
+#define QUERY_DEFAULT_HOST "127.0.0.1"
+#define QUERY_DEFAULT_PORT 6390
+
+typedef struct query_options {
+    const char *host;          /* TCP address to bind; NULL: no TCP listener. Copied. */
+    int port;                  /* TCP port; 0: any free port (see query_server_port) */
+    const char *unix_path;     /* Unix socket path; NULL: none. A stale socket file at the
+                                  path is replaced. Copied. */
+    int unix_mode;             /* permissions of the Unix socket file; 0: 0660 */
+    const char *auth_token;    /* when set, clients must AUTH (or HELLO ... AUTH) with it
+                                  before any other command. Copied. Required when host is
+                                  not a loopback address. */
+    uint32_t max_clients;      /* connections served at once; more are refused with an
+                                  error; default 10000 */
+    uint32_t idle_timeout_ms;  /* close a client silent this long; 0: never (default) */
+    size_t max_args;           /* arguments of one request; default 65536 */
+    size_t max_bulk_len;       /* bytes of one argument; default 4 MiB */
+    size_t max_inline_len;     /* bytes of one inline command line; default 64 KiB */
+    size_t max_request_len;    /* bytes of one request; default 16 MiB */
+    size_t max_output_len;     /* a client's unsent replies above this stop reading from it
+                                  until they drain; default 4 MiB */
+    struct storage *storage;   /* the store the TS.* and CEMS.* commands read; may be NULL
+                                  (they then answer with an error). Borrowed: it must
+                                  outlive the server. */
+} query_options;
+
+/* Fills opts with the defaults: host 127.0.0.1, port 6390, no Unix socket, no token, and
+ * the limits above. */
+void query_options_default(query_options *opts);
+
+/* Counters since the server was created, for INFO and for metrics. */
+typedef struct query_stats {
+    uint64_t connections_received; /* accepted connections, refused ones included */
+    uint64_t connections_rejected; /* refused for max_clients */
+    uint64_t clients;              /* connected now */
+    uint64_t commands_processed;
+    uint64_t error_replies;        /* replies that were errors, protocol errors included */
+    uint64_t protocol_errors;      /* malformed or over-limit requests (connection closed) */
+    uint64_t idle_closed;          /* clients closed by the idle timeout */
+    uint64_t bytes_in, bytes_out;
+    uint64_t output_paused;        /* times a client's reading stopped for back-pressure */
+} query_stats;
+
+/* Creates a server on loop with opts (NULL: defaults); nothing is bound yet. On success *out
+ * owns the server until query_server_close() completes. -EINVAL for inconsistent options,
+ * -ENOMEM. */
+int query_server_create(struct uv_loop_s *loop, const query_options *opts,
+                        query_server **out);
+
+/* Binds and listens on the configured addresses. Returns 0; -EACCES when the TCP host is
+ * not a loopback address and no auth_token is set; or the bind/listen error (-EADDRINUSE,
+ * ...), in which case nothing is left listening. */
+int query_server_start(query_server *s);
+
+/* The TCP port bound (useful with port 0), or -1 when not listening on TCP. */
+int query_server_port(const query_server *s);
+
+/* Stops accepting new connections; connected clients are served on. Idempotent. */
+void query_server_stop(query_server *s);
+
+/* Stops the server, closes every client, and frees the server once all its handles are
+ * closed; then calls cb(arg) (cb may be NULL). s must not be used after this call. */
+typedef void (*query_close_cb)(void *arg);
+void query_server_close(query_server *s, query_close_cb cb, void *arg);
+
+void query_server_get_stats(const query_server *s, query_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,106 @@
+/* query_int.h: what the server core (server.c) shares with the command files (cmd_*.c),
+ * internal to query/.
+ *
+ * A command is one line in a table and one handler function. Each group of commands lives
+ * in its own file and exports its table (query_cmds_server, ...); server.c lists the tables
+ * it serves. A handler reads its arguments (borrowed: valid only during the call), writes
+ * exactly one reply to c->out, and may set flags on the client (close after the reply).
+ */
+#ifndef PLUME_QUERY_INT_H
+#define PLUME_QUERY_INT_H
+
+#include <uv.h>
+
+#include "query.h"
+#include "resp.h"
+
+typedef struct query_client query_client;
+
+/* Handler of one command: argv[0] is the command name as the client sent it. */
+typedef void (*query_cmd_fn)(query_client *c, size_t argc, const resp_arg *argv);
+
+enum {
+    QUERY_CMD_NOAUTH = 1 << 0,   /* allowed before authentication (AUTH, HELLO, QUIT) */
+    QUERY_CMD_FAST = 1 << 1,     /* O(1) or close to it */
+    QUERY_CMD_READONLY = 1 << 2, /* reads data */
+    QUERY_CMD_STALE = 1 << 3,    /* about the connection or server, not data */
+};
+
+typedef struct query_cmd {
+    const char *name;     /* lower case */
+    int arity;            /* argc including the name: n exactly, or -n for at least n */
+    unsigned flags;       /* QUERY_CMD_* */
+    query_cmd_fn fn;
+    const char *group;    /* for COMMAND DOCS: "connection", "server", "timeseries" ... */
+    const char *summary;  /* one line, for COMMAND DOCS */
+} query_cmd;
+
+/* Command tables, each ended by an entry with name NULL. */
+extern const query_cmd query_cmds_server[];
+
+struct query_client {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    query_server *srv;
+    query_client *prev, *next;   /* the server's list of clients */
+    uint64_t id;
+    bool is_unix;
+    bool authed;
+    bool closing;                /* uv_close called or pending */
+    bool close_after_reply;      /* stop reading; close once the output is flushed */
+    bool reading;                /* uv_read_start active */
+    bool writing;                /* a uv_write in flight */
+    bool shutting;               /* uv_shutdown started: closing after the FIN */
+    char name[64];               /* CLIENT SETNAME; "" when unset */
+    char lib_name[32], lib_ver[32];
+    char addr[64], laddr[64];    /* "ip:port" of the peer and of our end */
+    uint64_t created_ms, last_ms;
+    const char *last_cmd;        /* name of the last command run (static storage) */
+
+    resp_parser parser;
+    char *rbuf;                  /* owned: bytes read, not yet parsed */
+    size_t rstart, rlen, rcap;   /* unparsed bytes are rbuf[rstart, rlen) */
+    resp_writer out;             /* replies not yet handed to a write */
+    char *wbuf;                  /* owned: the bytes of the write in flight */
+    size_t wlen, wcap;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+};
+
+struct query_server {
+    uv_loop_t *loop;
+    query_options opts;          /* strings point into the copies below */
+    char *host, *unix_path, *auth_token; /* owned copies */
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+    uv_timer_t idle_timer;
+    bool tcp_open, pipe_open, timer_open;
+    bool tcp_listening, pipe_listening;
+    bool closing;
+    int port;                    /* bound TCP port, or -1 */
+    int open_handles;            /* handles whose close callback is pending */
+    query_close_cb close_cb;
+    void *close_arg;
+    query_client *clients;       /* list head */
+    uint64_t next_client_id;
+    uint64_t started_ms;
+    query_stats stats;
+    const query_cmd **cmds;      /* owned: every command, sorted by name */
+    size_t ncmds;
+};
+
+/* The command named by a (case-insensitive), or NULL. */
+const query_cmd *query_cmd_lookup(const query_server *s, const resp_arg *a);
+
+/* Replies "wrong number of arguments" for the command argv[0]. */
+void query_reply_arity(query_client *c, const resp_arg *name);
+
+/* Appends the CLIENT INFO line of c (no trailing newline) to w as part of a bulk. Returns
+ * the number of bytes written into buf (at most len - 1). */
+int query_client_info(const query_client *c, char *buf, size_t len);
+
+#endif
