@@ -76,17 +76,20 @@ static int build_table(query_server *s)
     return 0;
 }
 
-/* Compares argument a, folded to lower case, with the lower-case name. */
+/* Compares argument a, folded to lower case, with the lower-case name, as strcmp would. */
 static int name_cmp(const resp_arg *a, const char *name)
 {
-    for (size_t i = 0;; i++) {
-        int x = i < a->len ? (unsigned char)a->ptr[i] : 0;
-        int y = (unsigned char)name[i];
+    size_t i = 0;
+    for (; i < a->len && name[i]; i++) {
+        int x = (unsigned char)a->ptr[i], y = (unsigned char)name[i];
         if (x >= 'A' && x <= 'Z')
             x += 'a' - 'A';
-        if (i == a->len || x != y || y == 0)
-            return i == a->len && y == 0 ? 0 : x - y != 0 ? x - y : (i == a->len ? -1 : 1);
+        if (x != y)
+            return x - y;
     }
+    if (i < a->len)
+        return 1;
+    return name[i] ? -1 : 0;
 }
 
 const query_cmd *query_cmd_lookup(const query_server *s, const resp_arg *a)
@@ -289,6 +292,7 @@ static void on_write(uv_write_t *req, int status)
     }
     c->srv->stats.bytes_out += c->wlen;
     c->wlen = 0;
+    c->last_ms = uv_now(c->srv->loop); /* a client taking a long reply is not idle */
     if (c->wcap > (1u << 20)) { /* give back what one big reply needed */
         free(c->wbuf);
         c->wbuf = NULL;
