@@ -192,6 +192,7 @@ int engine_points_csv_parse(const char *line, size_t len, engine_csv_point *out,
  * which needs series_len + 64 bytes. Returns the bytes written (no NUL). */
 size_t engine_points_csv_format(const char *series, size_t series_len, int64_t ts, double value,
                                 uint8_t flag, char *buf);
+
 /* ---- Data flags, roll-ups, oxygen correction, emission mass (rollup.c) --------------- */
 
 /* Media of an outlet: flue gas and wastewater follow different roll-up rules. */
@@ -374,6 +375,136 @@ size_t engine_http_pending(const engine_http *c);
 /* Cancels every transfer (their callbacks run now with -ECANCELED) and closes the client;
  * memory is freed when the loop runs the handles' close callbacks. Not from a callback. */
 void engine_http_close(engine_http *c);
+/* ---- Registry: facilities, outlets, limits (registry.c, registry_io.c; REGISTRY.md) --- */
+
+/* The Unified Social Credit Code (统一社会信用代码, GB 32100-2015): 18 characters of
+ * 0-9 A-H J-N P-R T-U W-Y; the last is a check character over the first 17 (weights 3^i mod
+ * 31). engine_uscc_check returns 0 for a valid code of len bytes (upper case only), -EINVAL
+ * otherwise. engine_uscc_check_char computes the check character of 17 characters, or 0 if
+ * one of them is outside the set. */
+int engine_uscc_check(const char *s, size_t len);
+char engine_uscc_check_char(const char *first17);
+
+/* Field sizes, the NUL included. */
+#define ENGINE_ID_SIZE 33       /* facility id, MN: 1-32 bytes */
+#define ENGINE_NAME_SIZE 256    /* facility name, UTF-8 */
+#define ENGINE_CODE_SIZE 17     /* outlet code (DA001), PW, unit, industry code */
+#define ENGINE_POLLUTANT_SIZE 16 /* factor code (a21026) */
+
+typedef struct engine_facility {
+    char id[ENGINE_ID_SIZE];
+    char name[ENGINE_NAME_SIZE];
+    char uscc[19];              /* "" when unknown */
+    char region[7];             /* 6-digit administrative region code; "" when unknown */
+    char industry[64];          /* industry classification (GB/T 4754 code or text) */
+    double lat, lon;            /* degrees (WGS 84); NaN when unknown */
+} engine_facility;
+
+typedef struct engine_outlet {
+    char facility_id[ENGINE_ID_SIZE];
+    char code[ENGINE_CODE_SIZE]; /* DA001 (gas), DW001 (water) ... unique per facility */
+    int medium;                  /* enum engine_medium */
+    char mn[ENGINE_ID_SIZE];     /* the DAQ unit's MN: unique in the registry */
+    char pw[ENGINE_CODE_SIZE];   /* the HJ 212 password; "" when none */
+    double o2_ref;               /* reference O2 (%) for correction; NaN: none */
+    bool flow_weighted;          /* water: hourly/daily means weighted by flow */
+} engine_outlet;
+
+/* What a limit is judged on: the oxygen-corrected (折算) or the measured concentration. */
+enum engine_limit_basis { ENGINE_BASIS_ZS = 0, ENGINE_BASIS_MEASURED = 1 };
+
+/* A limit in force on [valid_from, valid_to). Limits of one outlet, pollutant and period
+ * never overlap in time, so at most one is in force at any moment. */
+typedef struct engine_limit {
+    char facility_id[ENGINE_ID_SIZE];
+    char outlet[ENGINE_CODE_SIZE];
+    char pollutant[ENGINE_POLLUTANT_SIZE];
+    double value;                 /* > 0 */
+    char unit[ENGINE_CODE_SIZE];  /* mg/m3, mg/L ... */
+    int period;                   /* ENGINE_PERIOD_HOUR or ENGINE_PERIOD_DAY */
+    int basis;                    /* enum engine_limit_basis */
+    int64_t valid_from;           /* INT64_MIN: since always */
+    int64_t valid_to;             /* INT64_MAX: until further notice */
+} engine_limit;
+
+/* A registry in memory; one owner, not thread-safe for writes (build one, then share it
+ * read-only: lookups from many threads are safe while nobody adds). */
+typedef struct engine_registry engine_registry;
+
+int engine_registry_create(engine_registry **out);
+void engine_registry_destroy(engine_registry *r);
+
+/* Adds a record after checking every field and its references (an outlet's facility, a
+ * limit's outlet) and uniqueness (facility id, USCC, outlet code per facility, MN, limits not
+ * overlapping). Returns 0; -EINVAL (a field is wrong), -ENOENT (the referenced record is
+ * missing), -EEXIST (a duplicate or overlap), -ENOMEM; on error *why (if why is not NULL)
+ * holds a message naming the field, e.g. "uscc: wrong check character". Pointers returned by
+ * lookups stay valid until the next add or the destroy. */
+int engine_registry_add_facility(engine_registry *r, const engine_facility *f, char *why,
+                                 size_t why_len);
+int engine_registry_add_outlet(engine_registry *r, const engine_outlet *o, char *why,
+                               size_t why_len);
+int engine_registry_add_limit(engine_registry *r, const engine_limit *l, char *why,
+                              size_t why_len);
+
+/* Lookups; NULL when absent. By MN is the hot path of ingest (a hash lookup). */
+const engine_outlet *engine_registry_outlet_by_mn(const engine_registry *r, const char *mn,
+                                                  size_t len);
+const engine_outlet *engine_registry_outlet(const engine_registry *r, const char *facility_id,
+                                            const char *code);
+const engine_facility *engine_registry_facility(const engine_registry *r, const char *id);
+const engine_facility *engine_registry_facility_by_uscc(const engine_registry *r,
+                                                        const char *uscc);
+/* The limit in force for the outlet's pollutant on periods of kind period at time t (the
+ * period start), or NULL when none is. */
+const engine_limit *engine_registry_limit_find(const engine_registry *r,
+                                               const engine_outlet *o, const char *pollutant,
+                                               int period, int64_t t);
+
+/* Record counts and records by index [0, count), in the order they were added. */
+size_t engine_registry_facility_count(const engine_registry *r);
+size_t engine_registry_outlet_count(const engine_registry *r);
+size_t engine_registry_limit_count(const engine_registry *r);
+const engine_facility *engine_registry_facility_at(const engine_registry *r, size_t i);
+const engine_outlet *engine_registry_outlet_at(const engine_registry *r, size_t i);
+const engine_limit *engine_registry_limit_at(const engine_registry *r, size_t i);
+
+/* Import. Bad records are reported (file and line, or JSON path, and what is wrong),
+ * counted, and skipped: the rest still loads. */
+enum engine_registry_kind { ENGINE_REG_FACILITIES = 0, ENGINE_REG_OUTLETS, ENGINE_REG_LIMITS };
+
+typedef struct engine_import_report {
+    size_t loaded;     /* records added */
+    size_t rejected;   /* records refused */
+    /* Called once per refused record (may be NULL): source is the file name given, where
+     * "line 12" or "$.outlets[3]", what the reason. The strings live only during the call. */
+    void (*on_error)(void *ud, const char *source, const char *where, const char *what);
+    void *ud;
+} engine_import_report;
+
+/* Loads records of one kind from CSV text (RFC 4180; a header row names the columns, in any
+ * order; UTF-8, an optional BOM; CRLF or LF). Columns are listed in REGISTRY.md. Returns 0
+ * (rep says how many records loaded and were refused), -EINVAL when the header lacks a
+ * required column or names one twice, -ENOMEM. rep may be NULL. */
+int engine_registry_load_csv(engine_registry *r, int kind, const char *data, size_t len,
+                             const char *source, engine_import_report *rep);
+/* Loads the JSON object {"facilities": [...], "outlets": [...], "limits": [...]} (each array
+ * optional; facilities load first, then outlets, then limits). Returns 0, -EINVAL when the
+ * text is not such an object, -ENOMEM. */
+int engine_registry_load_json(engine_registry *r, const char *data, size_t len,
+                              const char *source, engine_import_report *rep);
+/* The same from a file (kind is ignored for JSON); -errno when it cannot be read. */
+int engine_registry_load_csv_file(engine_registry *r, int kind, const char *path,
+                                  engine_import_report *rep);
+int engine_registry_load_json_file(engine_registry *r, const char *path,
+                                   engine_import_report *rep);
+
+/* Serializes the whole registry into bytes for a storage kv table (format in REGISTRY.md).
+ * On success *out is a malloc'd buffer of *len bytes the caller frees. */
+int engine_registry_encode(const engine_registry *r, uint8_t **out, size_t *len);
+/* Builds a registry from encoded bytes; every record is checked as by the add functions.
+ * Returns 0 with *out owned by the caller, -EBADMSG for anything malformed, -ENOMEM. */
+int engine_registry_decode(const uint8_t *buf, size_t len, engine_registry **out);
 
 #ifdef __cplusplus
 }
