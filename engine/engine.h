@@ -317,64 +317,6 @@ enum engine_flow_unit {
 double engine_emission_rate_kg_h(double c, double q, int flow_unit);
 
 
-/* ---- HTTP client (http_client.c) ------------------------------------------------------ */
-
-/* An asynchronous HTTP client on the caller's libuv loop (libcurl's multi socket interface).
- * Every function runs on the loop thread; callbacks run on it too. Creating a client
- * ignores SIGPIPE process-wide (a peer closing a TLS connection must not kill us). */
-typedef struct engine_http engine_http; /* opaque */
-
-typedef struct engine_http_options {
-    long max_total_connections; /* 0: 64. Transfers beyond it wait for a free connection */
-    long max_host_connections;  /* 0: 8 per host */
-    size_t max_body_len;        /* response bodies are cut after this many bytes; 0: 1 MiB */
-    const char *user_agent;     /* NULL: "plume" */
-} engine_http_options;
-
-typedef struct engine_http_req {
-    const char *method;        /* "GET", "POST", "PUT", "HEAD", ...; NULL: GET, or POST if body */
-    const char *url;           /* http:// or https:// only */
-    const char *const *headers; /* "Name: value" strings, NULL-terminated; may be NULL */
-    const void *body;          /* copied; may be NULL */
-    size_t body_len;
-    int timeout_ms;            /* whole transfer, connect included; 0: 10000 */
-    int connect_timeout_ms;    /* 0: the same as timeout_ms */
-} engine_http_req;
-
-/* What a transfer ended with. status is 0 when an HTTP response arrived (whatever its code:
- * a 404 or 500 is for the caller to judge), else a negative code: -ETIMEDOUT, -ECONNREFUSED,
- * -EHOSTUNREACH (name not resolved), -ECANCELED (client closed), -EIO (anything else; error
- * says what). Everything is borrowed for the duration of the callback only. */
-typedef struct engine_http_response {
-    int status;
-    long http_code;            /* 0 when no response arrived */
-    const char *body;          /* NUL-terminated; "" when none */
-    size_t body_len;
-    bool truncated;            /* the body was longer than max_body_len */
-    const char *etag;          /* response headers, NULL when absent */
-    const char *last_modified;
-    const char *retry_after;
-    const char *error;         /* a message when status < 0; "" otherwise */
-    const char *raw_headers;   /* the final response's header lines, CRLF-separated */
-    double total_s;            /* duration of the transfer */
-} engine_http_response;
-
-typedef void (*engine_http_done_fn)(void *arg, const engine_http_response *res);
-
-int engine_http_create(struct uv_loop_s *loop, const engine_http_options *opts,
-                       engine_http **out);
-/* Starts a transfer. fn runs exactly once, on a later loop iteration, unless this returns
- * an error (-EINVAL: bad request, -ENOMEM). */
-int engine_http_request(engine_http *c, const engine_http_req *req,
-                        engine_http_done_fn fn, void *arg);
-/* The value of any response header (case-insensitive name), valid during the callback
- * only; NULL if absent. */
-const char *engine_http_response_header(const engine_http_response *res, const char *name);
-/* Transfers in flight. */
-size_t engine_http_pending(const engine_http *c);
-/* Cancels every transfer (their callbacks run now with -ECANCELED) and closes the client;
- * memory is freed when the loop runs the handles' close callbacks. Not from a callback. */
-void engine_http_close(engine_http *c);
 /* ---- Registry: facilities, outlets, limits (registry.c, registry_io.c; REGISTRY.md) --- */
 
 /* The Unified Social Credit Code (统一社会信用代码, GB 32100-2015): 18 characters of
@@ -506,6 +448,64 @@ int engine_registry_encode(const engine_registry *r, uint8_t **out, size_t *len)
  * Returns 0 with *out owned by the caller, -EBADMSG for anything malformed, -ENOMEM. */
 int engine_registry_decode(const uint8_t *buf, size_t len, engine_registry **out);
 
+/* ---- HTTP client (http_client.c) ------------------------------------------------------ */
+
+/* An asynchronous HTTP client on the caller's libuv loop (libcurl's multi socket interface).
+ * Every function runs on the loop thread; callbacks run on it too. Creating a client
+ * ignores SIGPIPE process-wide (a peer closing a TLS connection must not kill us). */
+typedef struct engine_http engine_http; /* opaque */
+
+typedef struct engine_http_options {
+    long max_total_connections; /* 0: 64. Transfers beyond it wait for a free connection */
+    long max_host_connections;  /* 0: 8 per host */
+    size_t max_body_len;        /* response bodies are cut after this many bytes; 0: 1 MiB */
+    const char *user_agent;     /* NULL: "plume" */
+} engine_http_options;
+
+typedef struct engine_http_req {
+    const char *method;        /* "GET", "POST", "PUT", "HEAD", ...; NULL: GET, or POST if body */
+    const char *url;           /* http:// or https:// only */
+    const char *const *headers; /* "Name: value" strings, NULL-terminated; may be NULL */
+    const void *body;          /* copied; may be NULL */
+    size_t body_len;
+    int timeout_ms;            /* whole transfer, connect included; 0: 10000 */
+    int connect_timeout_ms;    /* 0: the same as timeout_ms */
+} engine_http_req;
+
+/* What a transfer ended with. status is 0 when an HTTP response arrived (whatever its code:
+ * a 404 or 500 is for the caller to judge), else a negative code: -ETIMEDOUT, -ECONNREFUSED,
+ * -EHOSTUNREACH (name not resolved), -ECANCELED (client closed), -EIO (anything else; error
+ * says what). Everything is borrowed for the duration of the callback only. */
+typedef struct engine_http_response {
+    int status;
+    long http_code;            /* 0 when no response arrived */
+    const char *body;          /* NUL-terminated; "" when none */
+    size_t body_len;
+    bool truncated;            /* the body was longer than max_body_len */
+    const char *etag;          /* response headers, NULL when absent */
+    const char *last_modified;
+    const char *retry_after;
+    const char *error;         /* a message when status < 0; "" otherwise */
+    const char *raw_headers;   /* the final response's header lines, CRLF-separated */
+    double total_s;            /* duration of the transfer */
+} engine_http_response;
+
+typedef void (*engine_http_done_fn)(void *arg, const engine_http_response *res);
+
+int engine_http_create(struct uv_loop_s *loop, const engine_http_options *opts,
+                       engine_http **out);
+/* Starts a transfer. fn runs exactly once, on a later loop iteration, unless this returns
+ * an error (-EINVAL: bad request, -ENOMEM). */
+int engine_http_request(engine_http *c, const engine_http_req *req,
+                        engine_http_done_fn fn, void *arg);
+/* The value of any response header (case-insensitive name), valid during the callback
+ * only; NULL if absent. */
+const char *engine_http_response_header(const engine_http_response *res, const char *name);
+/* Transfers in flight. */
+size_t engine_http_pending(const engine_http *c);
+/* Cancels every transfer (their callbacks run now with -ECANCELED) and closes the client;
+ * memory is freed when the loop runs the handles' close callbacks. Not from a callback. */
+void engine_http_close(engine_http *c);
 #ifdef __cplusplus
 }
 #endif
