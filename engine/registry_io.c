@@ -220,11 +220,11 @@ static void trim(char **s)
  * malformed record (*err says why), which has then been skipped entirely. */
 static int csv_next(csv *c, fields *fs, const char **err)
 {
+    *err = NULL;
+    fs->n = 0;
     if (c->p >= c->end)
         return 0;
-    fs->n = 0;
     c->used = 0;
-    *err = NULL;
     for (;;) { /* one field per turn */
         char *f = c->scratch + c->used;
         size_t n = 0;
@@ -285,7 +285,7 @@ int engine_registry_load_csv(engine_registry *r, int kind, const char *data, siz
     char where[48], why[WHY];
     char names[MAXF][32];
     fields hdr, row;
-    const char *err;
+    const char *err = NULL;
     int rc = -EINVAL, got;
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
         c.p += 3;
