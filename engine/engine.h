@@ -506,6 +506,161 @@ size_t engine_http_pending(const engine_http *c);
 /* Cancels every transfer (their callbacks run now with -ECANCELED) and closes the client;
  * memory is freed when the loop runs the handles' close callbacks. Not from a callback. */
 void engine_http_close(engine_http *c);
+
+/* ---- Alerts: model and formats (alert_format.c) --------------------------------------- */
+
+/* An alert is one exceedance episode (or another condition) in one state. Its id is stable:
+ * the same episode always gives the same id (the detector derives it from the episode), so
+ * a receiver sees "firing" then "resolved" for one id. revision grows with every new state
+ * or content of the alert; (id, state, revision) is the idempotency key of a delivery.
+ * engine/ALERTS.md documents the JSON schema and the robot formats. */
+enum { ENGINE_ALERT_FIRING = 0, ENGINE_ALERT_RESOLVED = 1 };
+enum { ENGINE_SEVERITY_INFO = 0, ENGINE_SEVERITY_WARNING = 1, ENGINE_SEVERITY_CRITICAL = 2 };
+enum { ENGINE_ALERT_FMT_JSON = 0, ENGINE_ALERT_FMT_DINGTALK = 1, ENGINE_ALERT_FMT_WECOM = 2 };
+
+typedef struct engine_alert {
+    const char *id;            /* stable per episode, 1..200 bytes, no control characters */
+    int state;                 /* ENGINE_ALERT_FIRING / RESOLVED */
+    uint32_t revision;         /* >= 1 */
+    int severity;              /* ENGINE_SEVERITY_* */
+    const char *kind;          /* "exceedance" (NULL), or another condition's name */
+    const char *facility_id, *facility_name, *uscc, *region, *industry; /* NULL: unknown */
+    const char *outlet, *mn, *pollutant; /* pollutant: HJ 212 factor code (a21026) */
+    const char *unit;          /* of limit and value, e.g. "mg/m3" */
+    double limit, value;       /* the limit and the (oxygen-corrected) average judged */
+    double multiple;           /* (value - limit) / limit */
+    int64_t start, end;        /* episode start; end (0 while firing); UTC seconds */
+} engine_alert;
+
+const char *engine_alert_state_name(int state);       /* "firing", "resolved" */
+const char *engine_alert_severity_name(int severity); /* "info", "warning", "critical" */
+const char *engine_alert_format_name(int format);     /* "json", "dingtalk", "wecom" */
+int engine_alert_format_parse(const char *name);      /* -1 if unknown */
+int engine_alert_severity_parse(const char *name);    /* -1 if unknown */
+
+/* "id:state:revision" into buf; its length, or -ERANGE. */
+int engine_alert_key(const engine_alert *a, char *buf, size_t len);
+
+/* Checks the fields an alert must have (id, state, revision, severity); -EINVAL if not. */
+int engine_alert_check(const engine_alert *a);
+
+/* The body of a delivery in format fmt (JSON for every format): *out is malloc'd, owned by
+ * the caller, NUL-terminated; *len its length. 0, -EINVAL or -ENOMEM. */
+int engine_alert_format(const engine_alert *a, int fmt, char **out, size_t *len);
+
+/* An alert decoded from its webhook JSON (engine_alert_format with FMT_JSON): one
+ * allocation that owns its strings; free with free(). 0, -EINVAL (says nothing more: the
+ * text is ours, written by format) or -ENOMEM. */
+int engine_alert_parse_json(const char *text, size_t len, engine_alert **out);
+
+/* ---- Alerts: subscriptions (subscriptions.c) ----------------------------------------- */
+
+/* Follow lists: a subscriber follows facilities by facility id, USCC, region code prefix
+ * ("3201" matches 320102), industry, or all of them, and names where its alerts go (a
+ * webhook URL, a format, an optional header such as a token). Loaded in bulk from CSV
+ * (columns in ALERTS.md); matching an alert costs a few binary searches however many
+ * subscriptions there are. */
+typedef struct engine_subs engine_subs; /* opaque */
+enum { ENGINE_MATCH_FACILITY, ENGINE_MATCH_USCC, ENGINE_MATCH_REGION, ENGINE_MATCH_INDUSTRY,
+       ENGINE_MATCH_ALL };
+
+typedef struct engine_sub_dest {
+    const char *url;
+    int format;                /* ENGINE_ALERT_FMT_* */
+    const char *header;        /* "Name: value" or NULL */
+} engine_sub_dest;
+
+/* Called once per rejected row with "name:line: what"; the row is skipped. */
+typedef void (*engine_subs_error_fn)(void *arg, const char *msg);
+
+int engine_subs_create(engine_subs **out);
+void engine_subs_destroy(engine_subs *s);
+/* Adds the rows of CSV text (name is for messages). A header row is recognised and
+ * skipped. *nbad (may be NULL) gets the number of rejected rows. 0 or -ENOMEM. */
+int engine_subs_parse_csv(engine_subs *s, const char *name, const char *text, size_t len,
+                          engine_subs_error_fn fn, void *arg, size_t *nbad);
+/* The same from a file; -errno if it cannot be read. */
+int engine_subs_load_file(engine_subs *s, const char *path, engine_subs_error_fn fn,
+                          void *arg, size_t *nbad);
+size_t engine_subs_count(const engine_subs *s);
+/* The distinct destinations whose subscriptions match a: up to max into out (pointers
+ * borrowed until the subs are destroyed); *n gets how many match in all. */
+int engine_subs_match(const engine_subs *s, const engine_alert *a, engine_sub_dest *out,
+                      size_t max, size_t *n);
+
+/* ---- Alerts: outbox and delivery (alerts.c, outbox.c) ------------------------------- */
+
+/* Alerts are written to the outbox in the same commit as the data that raised them, one
+ * delivery record per (alert, destination); after the commit each is sent at once, retried
+ * with exponential backoff and full jitter per destination (a dead receiver delays no
+ * other), and deleted once delivered, refused for good, or given up after a day. On start,
+ * undelivered records are loaded and resumed. Everything runs on the loop thread. */
+typedef struct engine_alerts engine_alerts; /* opaque */
+
+/* Where the outbox lives. engine_outbox_storage() fills it for the store's "outbox" table;
+ * a zeroed one keeps the outbox in memory only (lost on restart). */
+typedef int (*engine_outbox_scan_fn)(void *arg, const void *key, size_t klen, const void *val,
+                                     size_t vlen);
+typedef struct engine_outbox_ops {
+    void *ctx;
+    /* adds a record to the caller's batch (committed with its data) */
+    int (*batch_put)(void *ctx, storage_batch *b, const void *key, size_t klen,
+                     const void *val, size_t vlen);
+    /* writes or deletes a record in a commit of its own, soon */
+    int (*put)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen);
+    int (*del)(void *ctx, const void *key, size_t klen);
+    /* calls fn for every record */
+    int (*scan)(void *ctx, engine_outbox_scan_fn fn, void *arg);
+} engine_outbox_ops;
+
+typedef struct engine_alerts_options {
+    struct uv_loop_s *loop;    /* borrowed */
+    engine_outbox_ops outbox;  /* zeroed: in memory */
+    engine_http *http;         /* borrowed; NULL: the alerts create their own */
+    int timeout_ms;            /* per request; 0: 10000 */
+    int max_inflight;          /* per destination; 0: 4 */
+    int backoff_base_ms;       /* first retry within this; 0: 1000 */
+    int backoff_max_ms;        /* retries at most this far apart; 0: 300000 */
+    int64_t give_up_s;         /* give a delivery up after this long; 0: 86400 */
+} engine_alerts_options;
+
+typedef struct engine_alerts_stats {
+    uint64_t alerts;           /* alert states committed */
+    uint64_t deliveries;       /* delivery records created */
+    uint64_t delivered, attempts, retries;
+    uint64_t failed_permanent; /* refused by the receiver (4xx) */
+    uint64_t given_up;         /* still failing after give_up_s */
+    uint64_t pending;          /* records not yet delivered */
+    uint64_t resumed;          /* records loaded at start */
+} engine_alerts_stats;
+
+/* Creates the delivery and resumes the records the outbox holds. 0 or a negative code. */
+int engine_alerts_create(const engine_alerts_options *opts, engine_alerts **out);
+/* Stops delivering (records stay in the outbox for the next start) and closes the loop
+ * handles; memory is freed when the loop runs their close callbacks. */
+void engine_alerts_close(engine_alerts *a);
+/* Replaces the subscriptions (ownership passes to the alerts; NULL: none). Deliveries
+ * already created keep their destination. */
+void engine_alerts_set_subs(engine_alerts *a, engine_subs *s);
+
+/* Stages a new alert state: matches the subscriptions and adds the outbox records to b (the
+ * caller's batch, committed with the data that raised it). *ticket is then passed to
+ * engine_alerts_committed (an engine_ack_fn) once that commit is durable or failed; only
+ * then is anything sent. 0, -EINVAL (engine_alert_check), -ENOMEM. */
+int engine_alerts_stage(engine_alerts *a, storage_batch *b, const engine_alert *al,
+                        void **ticket);
+void engine_alerts_committed(void *ticket, int status);
+/* Stages with records written in a commit of their own, and sends at once. */
+int engine_alerts_submit(engine_alerts *a, const engine_alert *al);
+
+/* In-process fan-out (e.g. the query server's SUBSCRIBE): fn runs on the loop thread for
+ * every alert state once committed, with its webhook JSON. Up to 8 hooks. */
+typedef void (*engine_alert_fn)(void *arg, const engine_alert *al, const char *json,
+                                size_t len);
+int engine_alerts_on_fire(engine_alerts *a, engine_alert_fn fn, void *arg);
+
+void engine_alerts_get_stats(const engine_alerts *a, engine_alerts_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

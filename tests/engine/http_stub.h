@@ -36,6 +36,7 @@ typedef struct http_stub http_stub;
 typedef void (*stub_respond_fn)(http_stub *s, const stub_request *req, stub_reply *rep);
 
 struct http_stub {
+    int magic; /* 0 */
     uv_loop_t *loop;
     uv_tcp_t server;
     int port;
@@ -47,7 +48,10 @@ struct http_stub {
     int listening;
 };
 
+#define STUB_CONN_MAGIC 0x57c0 /* tells a connection's handle data from a server's */
+
 typedef struct stub_conn {
+    int magic;
     uv_tcp_t tcp;
     http_stub *s;
     char *buf;
@@ -55,7 +59,7 @@ typedef struct stub_conn {
     int hanging;
 } stub_conn;
 
-static void stub_conn_closed(uv_handle_t *h)
+static inline void stub_conn_closed(uv_handle_t *h)
 {
     stub_conn *c = h->data;
     c->s->nconns_open--;
@@ -63,7 +67,7 @@ static void stub_conn_closed(uv_handle_t *h)
     free(c);
 }
 
-static void stub_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+static inline void stub_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     stub_conn *c = h->data;
     if (c->cap - c->len < 65536) {
@@ -73,13 +77,13 @@ static void stub_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
     *b = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len - 1));
 }
 
-static void stub_written(uv_write_t *w, int status)
+static inline void stub_written(uv_write_t *w, int status)
 {
     free(w->data);
     free(w);
 }
 
-static void stub_send(stub_conn *c, const char *text, size_t len)
+static inline void stub_send(stub_conn *c, const char *text, size_t len)
 {
     uv_write_t *w = malloc(sizeof *w);
     char *copy = malloc(len);
@@ -90,7 +94,7 @@ static void stub_send(stub_conn *c, const char *text, size_t len)
 }
 
 /* Handles every complete request in the buffer; 0 to keep going, -1 when closed. */
-static int stub_process(stub_conn *c)
+static inline int stub_process(stub_conn *c)
 {
     http_stub *s = c->s;
     for (;;) {
@@ -145,7 +149,7 @@ static int stub_process(stub_conn *c)
     }
 }
 
-static void stub_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+static inline void stub_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
     stub_conn *c = st->data;
     if (n < 0) {
@@ -157,12 +161,13 @@ static void stub_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
         stub_process(c);
 }
 
-static void stub_accept(uv_stream_t *server, int status)
+static inline void stub_accept(uv_stream_t *server, int status)
 {
     http_stub *s = server->data;
     if (status < 0)
         return;
     stub_conn *c = calloc(1, sizeof *c);
+    c->magic = STUB_CONN_MAGIC;
     c->s = s;
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
@@ -176,7 +181,7 @@ static void stub_accept(uv_stream_t *server, int status)
 }
 
 /* Starts listening on 127.0.0.1:port (0: any free port); 0 or a libuv error. */
-static int stub_start(http_stub *s, uv_loop_t *loop, int port)
+static inline int stub_start(http_stub *s, uv_loop_t *loop, int port)
 {
     struct sockaddr_in a;
     s->loop = loop;
@@ -197,14 +202,14 @@ static int stub_start(http_stub *s, uv_loop_t *loop, int port)
 }
 
 /* Stops listening (open connections stay). */
-static void stub_stop(http_stub *s)
+static inline void stub_stop(http_stub *s)
 {
     if (s->listening)
         uv_close((uv_handle_t *)&s->server, NULL);
     s->listening = 0;
 }
 
-static void stub_free_requests(http_stub *s)
+static inline void stub_free_requests(http_stub *s)
 {
     for (int i = 0; i < s->nreqs && i < STUB_MAX_REQUESTS; i++)
         free(s->reqs[i].body);
@@ -212,7 +217,7 @@ static void stub_free_requests(http_stub *s)
 }
 
 /* A header's value in a recorded request (copied into buf), or NULL. */
-static const char *stub_header(const stub_request *r, const char *name, char *buf, size_t len)
+static inline const char *stub_header(const stub_request *r, const char *name, char *buf, size_t len)
 {
     size_t nlen = strlen(name);
     for (const char *p = r->headers; *p;) {
@@ -236,11 +241,11 @@ static const char *stub_header(const stub_request *r, const char *name, char *bu
 }
 
 /* Runs the loop until *flag is set or ms pass; returns whether the flag was set. */
-static void stub_timeout_cb(uv_timer_t *t)
+static inline void stub_timeout_cb(uv_timer_t *t)
 {
     *(int *)t->data = 1;
 }
-static int stub_run_until(uv_loop_t *loop, volatile int *flag, int ms)
+static inline int stub_run_until(uv_loop_t *loop, volatile int *flag, int ms)
 {
     uv_timer_t t;
     int expired = 0;
@@ -255,7 +260,7 @@ static int stub_run_until(uv_loop_t *loop, volatile int *flag, int ms)
 }
 
 /* A port with nothing listening (bound, then closed): connections are refused. */
-static int stub_dead_port(uv_loop_t *loop)
+static inline int stub_dead_port(uv_loop_t *loop)
 {
     http_stub tmp = {0};
     stub_start(&tmp, loop, 0);
@@ -265,16 +270,19 @@ static int stub_dead_port(uv_loop_t *loop)
     return port;
 }
 
-static void stub_walk_close(uv_handle_t *h, void *arg)
+static inline void stub_walk_close(uv_handle_t *h, void *arg)
 {
     http_stub *s = arg;
     if (uv_is_closing(h) || h->type != UV_TCP)
         return;
-    uv_close(h, h == (uv_handle_t *)&s->server ? NULL : stub_conn_closed);
+    if (h == (uv_handle_t *)&s->server)
+        uv_close(h, NULL);
+    else if (*(int *)h->data == STUB_CONN_MAGIC && ((stub_conn *)h->data)->s == s)
+        uv_close(h, stub_conn_closed);
 }
 
-/* Closes the server and every connection (the loop's only TCP handles are the stub's). */
-static void stub_shutdown(http_stub *s)
+/* Closes the server and every connection to it. */
+static inline void stub_shutdown(http_stub *s)
 {
     uv_walk(s->loop, stub_walk_close, s);
     s->listening = 0;
