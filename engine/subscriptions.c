@@ -335,7 +335,8 @@ int engine_subs_parse_csv(engine_subs *s, const char *name, const char *text, si
             break;
     }
     free(r);
-    qsort(s->rows, s->nrows, sizeof(row), row_cmp); /* matching binary-searches (kind, value) */
+    if (s->nrows > 1) /* matching binary-searches (kind, value) */
+        qsort(s->rows, s->nrows, sizeof(row), row_cmp);
     if (nbad)
         *nbad = bad;
     return rc;
