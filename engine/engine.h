@@ -448,6 +448,106 @@ int engine_registry_encode(const engine_registry *r, uint8_t **out, size_t *len)
  * Returns 0 with *out owned by the caller, -EBADMSG for anything malformed, -ENOMEM. */
 int engine_registry_decode(const uint8_t *buf, size_t len, engine_registry **out);
 
+/* ---- Exceedance episodes (detector.c) ------------------------------------------------- */
+
+/* One completed period of one series, as the detector judges it. */
+typedef struct engine_period {
+    int64_t ts;     /* period start; periods of a detector are one step (hour or day) apart */
+    double value;   /* the value the limit applies to (corrected or measured, per the limit) */
+    double limit;   /* the limit in force for this period (engine_registry_limit_find); NaN:
+                       none, never an exceedance */
+    uint8_t flag;   /* the period's data flag */
+    bool valid;     /* the period met its validity rule (engine_period_result.valid) */
+} engine_period;
+
+/* A period exceeds when it is valid, its flag is valid (N; T per t_valid; none per
+ * none_is_normal; F M S D C B never), it has a limit, and value > limit (strictly: a value
+ * at exactly the limit complies). */
+typedef struct engine_detector_opts {
+    uint32_t max_bridge;   /* invalid or missing periods an episode may span without
+                              breaking (they never count as exceedance). Default 0, the HJ
+                              practice: an episode is consecutive valid exceedance periods,
+                              and an invalid or missing period ends it. A valid period at or
+                              under the limit always ends it. */
+    bool t_valid;          /* default true */
+    bool none_is_normal;   /* default true */
+    uint32_t horizon;      /* periods kept behind the newest period seen (default 744: 31
+                              days of hours); data older than that is ignored and counted,
+                              episodes ending before it are final and forgotten */
+} engine_detector_opts;
+
+void engine_detector_opts_init(engine_detector_opts *o);
+
+/* An episode: a run of exceedance periods. Its id is stable (see engine_episode_id). */
+typedef struct engine_episode {
+    uint64_t id;
+    int64_t anchor;        /* the start when the episode was first seen; the id derives from it */
+    int64_t start, end;    /* first and last exceedance period (period starts) */
+    int64_t peak_ts;       /* the period with the greatest exceedance multiple (earliest if tied) */
+    double peak_value, peak_limit;
+    double peak_multiple;  /* (value - limit) / limit at the peak */
+    uint32_t count;        /* exceedance periods in the episode */
+    bool closed;           /* the period after it (or after max_bridge more) has been seen and
+                              ends it; late data may still reopen it */
+} engine_episode;
+
+enum engine_episode_event_type {
+    ENGINE_EP_OPENED = 0,  /* a new episode */
+    ENGINE_EP_EXTENDED,    /* it grew at its end (new periods after the last one) */
+    ENGINE_EP_CHANGED,     /* anything else changed: start moved (late data before it), it
+                              shrank (a corrected value), its peak changed */
+    ENGINE_EP_CLOSED,      /* it was closed (emitted after any change of the same feed) */
+    ENGINE_EP_REOPENED,    /* a closed episode is open again (late data after its end) */
+    ENGINE_EP_MERGED,      /* late data joined it to an earlier episode: it no longer exists,
+                              `into` is the id that lives on */
+    ENGINE_EP_RETRACTED,   /* corrected data removed all of its periods: it no longer exists */
+};
+
+typedef struct engine_episode_event {
+    int type;              /* enum engine_episode_event_type */
+    engine_episode ep;     /* the episode after the change (as it was, for MERGED/RETRACTED) */
+    uint64_t into;         /* MERGED: the surviving episode's id; 0 otherwise */
+} engine_episode_event;
+
+typedef void (*engine_episode_fn)(void *ud, const engine_episode_event *ev);
+
+/* The id of an episode: a 64-bit hash (FNV-1a) of series, pollutant, period kind, anchor
+ * and gen, never 0. The anchor is the episode's start when first seen; when late data moves
+ * the start, the id stays (a CHANGED event). An episode split by a correction keeps its id on
+ * the part that starts at its start; the other part gets the id of its own start. gen is 0
+ * unless that id is taken by another live episode (then 1, 2, ...), so two live episodes
+ * never share an id, and the same sequence of feeds always gives the same ids. */
+uint64_t engine_episode_id(const char *series, const char *pollutant, int kind, int64_t anchor,
+                           uint32_t gen);
+
+/* Writes the id as 16 lower-case hex digits and a NUL into buf (17 bytes). */
+void engine_episode_id_format(uint64_t id, char *buf);
+
+/* The detector of one series (an outlet's MN, or any key) and pollutant, for hourly or daily
+ * periods. Periods may be fed in any order and fed again (a corrected value replaces the
+ * earlier one); every feed reports what changed through the callback, in order. One thread
+ * at a time. */
+typedef struct engine_detector engine_detector;
+
+/* series and pollutant are copied (each up to 63 bytes). kind is ENGINE_PERIOD_HOUR or
+ * ENGINE_PERIOD_DAY. o may be NULL for defaults. Returns 0, -EINVAL, -ENOMEM. */
+int engine_detector_create(const char *series, const char *pollutant, int kind,
+                           const engine_detector_opts *o, engine_detector **out);
+void engine_detector_destroy(engine_detector *d);
+
+/* Judges one period and reports every episode event it causes to cb (may be NULL) before
+ * returning. Returns 0; 1 when the period is older than the horizon and was ignored;
+ * -ENOMEM (nothing changed). */
+int engine_detector_feed(engine_detector *d, const engine_period *p, engine_episode_fn cb,
+                         void *ud);
+
+/* The episodes the detector knows (within the horizon), by start; valid until the next
+ * feed. Returns their number. */
+size_t engine_detector_episodes(const engine_detector *d, const engine_episode **out);
+
+/* Periods ignored because they were older than the horizon. */
+uint64_t engine_detector_too_late(const engine_detector *d);
+
 /* ---- HTTP client (http_client.c) ------------------------------------------------------ */
 
 /* An asynchronous HTTP client on the caller's libuv loop (libcurl's multi socket interface).
