@@ -25,6 +25,8 @@
 #define NBUCKETS 1024
 #define MAX_HOOKS 8
 #define MAX_MATCHES 256
+/* DingTalk and WeCom robots take at most 20 messages a minute each: pace them. */
+#define ROBOT_PER_MINUTE 20
 
 /* One committed alert state; shared by its deliveries (refcounted). */
 typedef struct alert_rec {
@@ -53,7 +55,10 @@ struct dest {
     engine_alerts *a;
     char id[17];       /* hex FNV-1a of format, url and header: the record key's suffix */
     char *url, *header; /* owned; header may be NULL */
+    char *log_url;     /* owned: url without its query, which may hold a robot's token */
     int format;
+    uint64_t robot_sent[ROBOT_PER_MINUTE]; /* loop times of the last sends, a ring */
+    unsigned robot_n;  /* sends so far */
     delivery *head, *tail; /* waiting, in order */
     size_t queued, inflight;
     int streak;        /* consecutive failures; 0 while healthy */
@@ -103,6 +108,7 @@ static void unref(engine_alerts *a)
         a->dests = d->next_all;
         free(d->url);
         free(d->header);
+        free(d->log_url);
         free(d);
     }
     free(a);
@@ -168,8 +174,11 @@ static dest *dest_get(engine_alerts *a, const char *url, int format, const char 
         return NULL;
     d->url = strdup(url);
     d->header = header ? strdup(header) : NULL;
-    if (!d->url || (header && !d->header)) {
+    d->log_url = strndup(url, strcspn(url, "?"));
+    if (!d->url || (header && !d->header) || !d->log_url) {
         free(d->url);
+        free(d->header);
+        free(d->log_url);
         free(d);
         return NULL;
     }
@@ -325,11 +334,11 @@ static void finish(engine_alerts *a, delivery *dl, int outcome, const char *err)
     } else if (outcome == OUT_PERMANENT) {
         a->stats.failed_permanent++;
         engine_log_kv(ENGINE_LOG_WARN, "alert refused by receiver", "key", dl->rec->key,
-                      "url", d->url, "error", err, NULL);
+                      "url", d->log_url, "error", err, NULL);
     } else {
         a->stats.given_up++;
         engine_log_kv(ENGINE_LOG_WARN, "alert delivery given up", "key", dl->rec->key, "url",
-                      d->url, "error", err, NULL);
+                      d->log_url, "error", err, NULL);
     }
     a->stats.pending--;
     record_del(a, dl);
@@ -353,7 +362,7 @@ static void on_response(void *arg, const engine_http_response *res)
     int64_t now = time(NULL);
     if (outcome == OUT_OK || outcome == OUT_PERMANENT) {
         if (d->streak > 0)
-            engine_log_kv(ENGINE_LOG_INFO, "alert receiver back", "url", d->url, NULL);
+            engine_log_kv(ENGINE_LOG_INFO, "alert receiver back", "url", d->log_url, NULL);
         d->streak = 0;
         finish(a, dl, outcome, err);
     } else if (now - dl->created >= a->give_up_s) {
@@ -362,7 +371,7 @@ static void on_response(void *arg, const engine_http_response *res)
         /* Back off the whole destination: the next attempt, of this or any other alert
          * for it, waits a random time up to base * 2^streak (full jitter), capped. */
         if (d->streak++ == 0)
-            engine_log_kv(ENGINE_LOG_WARN, "alert receiver failing", "url", d->url, "error",
+            engine_log_kv(ENGINE_LOG_WARN, "alert receiver failing", "url", d->log_url, "error",
                           err, NULL);
         int shift = d->streak - 1 < 20 ? d->streak - 1 : 20;
         int64_t ceiling = (int64_t)a->base_ms << shift;
@@ -401,6 +410,7 @@ static int send_one(engine_alerts *a, delivery *dl)
     rc = engine_http_request(a->http, &req, on_response, dl);
     free(body);
     if (rc == 0) {
+        d->robot_sent[d->robot_n++ % ROBOT_PER_MINUTE] = uv_now(a->loop);
         dl->attempts++;
         a->stats.attempts++;
         d->inflight++;
@@ -422,6 +432,15 @@ static void pump(dest *d)
         return;
     }
     while (d->head && d->inflight < (size_t)a->max_inflight) {
+        if (d->format != ENGINE_ALERT_FMT_JSON && d->robot_n >= ROBOT_PER_MINUTE) {
+            uint64_t oldest = d->robot_sent[d->robot_n % ROBOT_PER_MINUTE];
+            if (now - oldest < 60000) {
+                d->paused_until = oldest + 60000;
+                if (d->inflight == 0)
+                    uv_timer_start(&d->timer, on_dest_timer, d->paused_until - now, 0);
+                return;
+            }
+        }
         delivery *dl = d->head;
         d->head = dl->next;
         if (!d->head)

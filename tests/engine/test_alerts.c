@@ -508,6 +508,34 @@ static void test_timeout_and_give_up(void)
     stub_shutdown(&hanging);
 }
 
+static void respond_robot_ok(http_stub *s, const stub_request *req, stub_reply *rep)
+{
+    strcpy(rep->body, "{\"errcode\":0,\"errmsg\":\"ok\"}");
+}
+
+static void test_robot_pacing(void)
+{
+    /* A robot takes 20 messages a minute: the 21st waits instead of being refused. */
+    http_stub s = {.respond = respond_robot_ok};
+    stub_start(&s, &loop, 0);
+    alerts = start((engine_outbox_ops){0}, csv1(s.port, "wecom"));
+    for (int i = 0; i < 25; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "robot-%d", i);
+        engine_alert a = sample(id, ENGINE_ALERT_FIRING, 1);
+        engine_alerts_submit(alerts, &a);
+    }
+    want_done = 20;
+    CHECK(run_until(done_pred, 3000));
+    want_done = 21;
+    CHECK(!run_until(done_pred, 300));
+    CHECK_EQ_INT(stats().delivered, 20);
+    CHECK_EQ_INT(stats().pending, 5);
+    CHECK_EQ_INT(s.nreqs, 20);
+    stop(alerts);
+    stub_shutdown(&s);
+}
+
 static void test_resume(void)
 {
     /* First run: the receiver is down; the record stays in the outbox across close. */
@@ -557,6 +585,7 @@ int main(void)
     test_isolation();
     test_refusals();
     test_timeout_and_give_up();
+    test_robot_pacing();
     test_resume();
     fake_clear();
     uv_run(&loop, UV_RUN_DEFAULT);
