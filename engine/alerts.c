@@ -44,8 +44,8 @@ typedef struct delivery {
     struct delivery *next;
     alert_rec *rec;    /* counted reference */
     dest *d;
-    int64_t created;   /* wall clock, seconds */
-    int64_t next_at;   /* wall clock, seconds; when the next attempt is due */
+    int64_t created;   /* wall clock, Unix milliseconds */
+    int64_t next_at;   /* wall clock, Unix milliseconds; when the next attempt is due */
     uint32_t attempts;
     char last_error[160];
 } delivery;
@@ -95,6 +95,13 @@ typedef struct ticket {
 } ticket;
 
 static void pump(dest *d);
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---- Bookkeeping --------------------------------------------------------------------- */
 
@@ -359,13 +366,13 @@ static void on_response(void *arg, const engine_http_response *res)
     char err[160];
     int64_t retry_ms;
     int outcome = judge(d, res, &retry_ms, err, sizeof err);
-    int64_t now = time(NULL);
+    int64_t now = wall_ms();
     if (outcome == OUT_OK || outcome == OUT_PERMANENT) {
         if (d->streak > 0)
             engine_log_kv(ENGINE_LOG_INFO, "alert receiver back", "url", d->log_url, NULL);
         d->streak = 0;
         finish(a, dl, outcome, err);
-    } else if (now - dl->created >= a->give_up_s) {
+    } else if (now - dl->created >= a->give_up_s * 1000) {
         finish(a, dl, -1, err);
     } else {
         /* Back off the whole destination: the next attempt, of this or any other alert
@@ -384,7 +391,7 @@ static void on_response(void *arg, const engine_http_response *res)
         if (until > d->paused_until)
             d->paused_until = until;
         a->stats.retries++;
-        dl->next_at = now + (delay + 999) / 1000;
+        dl->next_at = now + delay;
         snprintf(dl->last_error, sizeof dl->last_error, "%s", err);
         record_put(a, dl);
         enqueue(d, dl, true);
@@ -431,7 +438,10 @@ static void pump(dest *d)
             uv_timer_start(&d->timer, on_dest_timer, d->paused_until - now, 0);
         return;
     }
-    while (d->head && d->inflight < (size_t)a->max_inflight) {
+    /* A failing destination gets one probe at a time: dead receivers must not fill the
+     * client's connection cap that healthy ones need. */
+    size_t limit = d->streak > 0 ? 1 : (size_t)a->max_inflight;
+    while (d->head && d->inflight < limit) {
         if (d->format != ENGINE_ALERT_FMT_JSON && d->robot_n >= ROBOT_PER_MINUTE) {
             uint64_t oldest = d->robot_sent[d->robot_n % ROBOT_PER_MINUTE];
             if (now - oldest < 60000) {
@@ -470,7 +480,7 @@ static delivery *delivery_create(engine_alerts *a, alert_rec *rec, const char *u
     dl->d = d;
     dl->rec = rec;
     rec->refs++;
-    dl->created = time(NULL);
+    dl->created = wall_ms();
     dl->next_at = dl->created;
     return dl;
 }
@@ -634,9 +644,9 @@ static int resume_one(void *arg, const void *key, size_t klen, const void *val, 
                 a->ops.del(a->ops.ctx, key, klen);
             record_put(a, dl);
         }
-        int64_t wait_s = dl->next_at - (int64_t)time(NULL);
-        if (wait_s > 0) {
-            uint64_t until = uv_now(a->loop) + (uint64_t)wait_s * 1000;
+        int64_t wait_ms = dl->next_at - wall_ms();
+        if (wait_ms > 0) {
+            uint64_t until = uv_now(a->loop) + (uint64_t)wait_ms;
             if (until > dl->d->paused_until)
                 dl->d->paused_until = until;
         }
@@ -667,7 +677,10 @@ int engine_alerts_create(const engine_alerts_options *opts, engine_alerts **out)
     a->refs = 1;
     a->http = opts->http;
     if (!a->http) {
-        int rc = engine_http_create(a->loop, NULL, &a->http);
+        /* Room for many receivers at once: a hanging one holds a connection until its
+         * timeout, and a wait for a free connection would delay the others. */
+        engine_http_options ho = {.max_total_connections = 512, .max_host_connections = 16};
+        int rc = engine_http_create(a->loop, &ho, &a->http);
         if (rc != 0) {
             free(a);
             return rc;
