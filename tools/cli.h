@@ -24,5 +24,6 @@ int64_t cli_time_arg(const char *opt, const char *val);
 
 /* The subcommands (one cmd_*.c each). */
 int cmd_version(int argc, char **argv);
+int cmd_sim(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 
 static const cli_command commands[] = {
     {"version", "print the version", cmd_version},
+    {"sim", "simulate a fleet of HJ 212 data acquisition units", cmd_sim},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

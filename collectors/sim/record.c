@@ -9,20 +9,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "hj212.h"
 #include "sim_int.h"
-
-/* The standard's CRC (R = (R >> 8) ^ b) and CRC-16/MODBUS (R ^= b); both shift with 0xA001.
- * Private until the codec's hj212_crc() is available here. */
-static uint16_t crc16(const char *p, size_t n, bool modbus)
-{
-    uint16_t r = 0xFFFF;
-    for (size_t i = 0; i < n; i++) {
-        r = modbus ? (uint16_t)(r ^ (uint8_t)p[i]) : (uint16_t)((r >> 8) ^ (uint8_t)p[i]);
-        for (int k = 0; k < 8; k++)
-            r = (r & 1) ? (uint16_t)((r >> 1) ^ 0xA001) : (uint16_t)(r >> 1);
-    }
-    return r;
-}
 
 typedef struct wbuf {
     char *p, *end;
@@ -89,7 +77,8 @@ int sim_frame(const sim_outlet *o, const char *seg, size_t seg_len, char *out, s
 {
     if (seg_len > 9999 || cap < seg_len + 12)
         return -ERANGE;
-    uint16_t crc = crc16(seg, seg_len, o->crc == SIM_CRC_MODBUS);
+    uint16_t crc = o->crc == SIM_CRC_MODBUS ? hj212_crc_modbus(seg, seg_len)
+                                            : hj212_crc(seg, seg_len);
     const char *hex = o->crc == SIM_CRC_LOWER ? "0123456789abcdef" : "0123456789ABCDEF";
     out[0] = out[1] = '#';
     for (int i = 0; i < 4; i++) {
@@ -185,4 +174,57 @@ int sim_packet_format(const sim_fleet *f, const sim_record *r, int64_t qn_ms, ch
     if (w.over)
         return -ERANGE;
     return sim_frame(o, out + 6, (size_t)(w.p - (out + 6)), out, cap);
+}
+
+/* Writes every upload of the run in the order the wire sends them when every answer comes
+ * at once: tick by tick, units by send delay then number, records by CN 2011, 2051, 2061,
+ * 2031; nothing from units inside a gap. The QNs are those the wire uses. */
+int sim_packets_write(const sim_fleet *f, FILE *out)
+{
+    const sim_options *op = &f->opt;
+    int64_t step = 3600;
+    if (op->minute_interval)
+        step = op->minute_interval * 60 < step ? op->minute_interval * 60 : step;
+    if (op->rtd_interval_s) {
+        int64_t a = step, b = op->rtd_interval_s;
+        while (b) {
+            int64_t t = a % b;
+            a = b;
+            b = t;
+        }
+        step = a;
+    }
+    int64_t end = op->start + (int64_t)op->days * 86400;
+    char buf[SIM_PACKET_MAX];
+    for (int64_t t = op->start + step; t <= end; t += step)
+        for (int j = 0; j < 30; j++)
+            for (uint32_t d = 0; d < f->nout; d++) {
+                const sim_outlet *o = &f->out[d];
+                if (o->jitter_s != j || sim_outlet_offline(f, d, t))
+                    continue;
+                for (int s = 0; s < 4; s++) {
+                    int cn = 0;
+                    int64_t period = 0;
+                    if (s == 0 && op->rtd_interval_s && t % op->rtd_interval_s == 0 && t < end)
+                        cn = SIM_CN_RTD;
+                    else if (s == 1 && op->minute_interval &&
+                             t % (op->minute_interval * 60) == 0)
+                        cn = SIM_CN_MIN, period = op->minute_interval * 60;
+                    else if (s == 2 && t % 3600 == 0)
+                        cn = SIM_CN_HOUR, period = 3600;
+                    else if (s == 3 && sim_local_day(t) == t)
+                        cn = SIM_CN_DAY, period = 86400;
+                    if (!cn || t - period < op->start)
+                        continue;
+                    sim_record r;
+                    if (sim_record_compute(f, d, cn, t - period, &r) != 0)
+                        return -EINVAL;
+                    int n = sim_packet_format(f, &r, (t + o->jitter_s) * 1000 + s, buf,
+                                              sizeof buf);
+                    if (n < 0)
+                        return n;
+                    fwrite(buf, 1, (size_t)n, out);
+                }
+            }
+    return ferror(out) ? -EIO : 0;
 }

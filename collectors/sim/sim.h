@@ -225,10 +225,16 @@ int sim_packet_format(const sim_fleet *f, const sim_record *r, int64_t qn_ms, ch
  * -ERANGE. */
 int sim_frame(const sim_outlet *o, const char *seg, size_t seg_len, char *out, size_t cap);
 
+/* Writes every upload of the run to out, in the order and with the QNs the wire uses when
+ * every answer comes at once (units inside a gap send nothing). Returns 0, -EIO. */
+int sim_packets_write(const sim_fleet *f, FILE *out);
+
 /* Writes QN text (YYYYMMDDhhmmsszzz, local time) of qn_ms into buf[18]. */
 void sim_qn_format(int64_t qn_ms, char *buf);
 
 /* ---- The wire (wire.c) ---------------------------------------------------------------- */
+
+typedef struct sim_wire_stats sim_wire_stats;
 
 typedef struct sim_wire_options {
     const char *host;       /* IPv4 or IPv6 literal */
@@ -242,12 +248,14 @@ typedef struct sim_wire_options {
     uint32_t max_connecting; /* connection attempts in progress at once (256) */
     double linger_s;        /* real seconds to stay connected after the end (answers
                                history requests meanwhile) */
-    bool quiet;             /* no progress lines on stderr */
+    /* Called about once a real second with the running stats (may be NULL). */
+    void (*progress)(void *ud, const sim_wire_stats *stats);
+    void *progress_ud;
 } sim_wire_options;
 
 void sim_wire_options_defaults(sim_wire_options *o);
 
-typedef struct sim_wire_stats {
+struct sim_wire_stats {
     uint64_t connects, connect_failures, disconnects, drops; /* drops: by GAP events */
     uint64_t sent, bytes, acked, noack, missing, failed, unsent, late_acks;
     uint64_t history_requests, history_records, clock_requests, unknown_requests;
@@ -255,7 +263,7 @@ typedef struct sim_wire_stats {
     double ack_p50_ms, ack_p99_ms, ack_max_ms;
     double elapsed_s, rate;  /* real seconds, packets per real second */
     int64_t sim_end;         /* simulated time reached */
-} sim_wire_stats;
+};
 
 /* Runs the fleet against host:port until the simulated end (plus linger), on a libuv loop of
  * its own in the calling thread. Returns 0 with *stats filled (also when devices failed:
