@@ -270,6 +270,32 @@ def test_malformed(srv):
     bystander.close()
 
 
+def test_garbage(srv):
+    """Random bytes on many connections: the server answers or closes, and lives on."""
+    import random
+    rnd = random.Random(212)
+    seeds = [b"*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\n", b"PING\r\n", b'ECHO "a b" \'c\'\r\n']
+    for i in range(100):
+        base = bytearray(rnd.choice(seeds) * rnd.randint(1, 4))
+        for _ in range(rnd.randint(1, 6)):
+            at = rnd.randrange(len(base))
+            base[at] = rnd.choice(b"*$\r\n-+:0123456789\"' \x00\xff") if i % 2 else rnd.randrange(256)
+        if i % 5 == 0:
+            base = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 300)))
+        c = Conn(srv.port)
+        c.s.settimeout(0.05)
+        try:
+            c.send(bytes(base))
+            while c.s.recv(65536):
+                pass
+        except (socket.timeout, ConnectionError):
+            pass
+        c.close()
+    c = Conn(srv.port)
+    check(c.cmd("PING") == "PONG", "after 100 connections of mangled input the server answers")
+    c.close()
+
+
 def test_concurrency(srv):
     conns = [Conn(srv.port) for _ in range(200)]
     for i, c in enumerate(conns):
@@ -410,6 +436,7 @@ def main():
         test_hello(srv)
         test_pipeline(srv)
         test_malformed(srv)
+        test_garbage(srv)
         test_concurrency(srv)
         test_redis_cli(srv)
     finally:
