@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "engine.h"
 #include "hj212.h"
@@ -38,12 +37,6 @@ static bool key_is(hj212_str k, const char *z)
 {
     size_t n = strlen(z);
     return k.len == n && memcmp(k.p, z, n) == 0;
-}
-
-static bool key_is_nocase(const char *s, size_t len, const char *z)
-{
-    size_t n = strlen(z);
-    return len == n && strncasecmp(s, z, n) == 0;
 }
 
 static void copy_key(char *dst, size_t cap, hj212_str key)
@@ -197,23 +190,31 @@ static int64_t parse_qn(hj212_str qn, int64_t tz_offset_s)
 
 enum { SUF_COL, SUF_FLAG, SUF_EFLAG, SUF_SAMPLE_TIME, SUF_RS, SUF_RT };
 
+/* Suffix names in lower case: devices vary the case ("-avg", "-ZsRtd", "-ZSRTD"). */
 static const struct suffix {
     const char *name;
-    int kind, col;
+    uint8_t len;
+    uint8_t kind, col;
 } suffixes[] = {
-    {"Rtd", SUF_COL, STORAGE_COL_AVG},     {"Avg", SUF_COL, STORAGE_COL_AVG},
-    {"Min", SUF_COL, STORAGE_COL_MIN},     {"Max", SUF_COL, STORAGE_COL_MAX},
-    {"Cou", SUF_COL, STORAGE_COL_COU},     {"ZsRtd", SUF_COL, STORAGE_COL_ZSAVG},
-    {"ZsAvg", SUF_COL, STORAGE_COL_ZSAVG}, {"ZsMin", SUF_COL, STORAGE_COL_ZSMIN},
-    {"ZsMax", SUF_COL, STORAGE_COL_ZSMAX}, {"Flag", SUF_FLAG, 0},
-    {"EFlag", SUF_EFLAG, 0},               {"SampleTime", SUF_SAMPLE_TIME, 0},
-    {"RS", SUF_RS, 0},                     {"RT", SUF_RT, 0},
+    {"rtd", 3, SUF_COL, STORAGE_COL_AVG},     {"avg", 3, SUF_COL, STORAGE_COL_AVG},
+    {"min", 3, SUF_COL, STORAGE_COL_MIN},     {"max", 3, SUF_COL, STORAGE_COL_MAX},
+    {"cou", 3, SUF_COL, STORAGE_COL_COU},     {"flag", 4, SUF_FLAG, 0},
+    {"zsrtd", 5, SUF_COL, STORAGE_COL_ZSAVG}, {"zsavg", 5, SUF_COL, STORAGE_COL_ZSAVG},
+    {"zsmin", 5, SUF_COL, STORAGE_COL_ZSMIN}, {"zsmax", 5, SUF_COL, STORAGE_COL_ZSMAX},
+    {"eflag", 5, SUF_EFLAG, 0},               {"sampletime", 10, SUF_SAMPLE_TIME, 0},
+    {"rs", 2, SUF_RS, 0},                     {"rt", 2, SUF_RT, 0},
 };
 
 static const struct suffix *find_suffix(const char *s, size_t len)
 {
+    char low[10];
+    if (len < 2 || len > sizeof low)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        low[i] = (char)(s[i] | 0x20); /* lower case for letters; no name has other bytes */
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
-        if (key_is_nocase(s, len, suffixes[i].name))
+        if (suffixes[i].len == len && suffixes[i].name[0] == low[0] &&
+            memcmp(low, suffixes[i].name, len) == 0)
             return &suffixes[i];
     return NULL;
 }
@@ -222,7 +223,7 @@ static int find_factor(parser *ps, const char *code, size_t len, hj212_factor **
 {
     hj212_packet *p = ps->p;
     hj212_factor *f = ps->last;
-    if (f && strlen(f->orig) == len && memcmp(f->orig, code, len) == 0) {
+    if (f && f->orig[len] == 0 && memcmp(f->orig, code, len) == 0) {
         *out = f;
         return 0;
     }
