@@ -14,9 +14,12 @@
  * logs. Unless a function says otherwise it may be called from any thread.
  *
  * Caveats
- * - A storage_reader is a snapshot: data committed after it was opened is not visible through
- *   it. Keep readers short-lived (LMDB pins the pages a reader can see, and the file grows).
+ * - A storage_reader sees everything committed before it was opened. It may also see points
+ *   committed later (recent points live in an in-memory head that readers share). Keep
+ *   readers short-lived (LMDB pins the pages a reader can see, and the file grows).
  * - A reader must be used by one thread at a time, and closed by the thread that uses it.
+ * - Do not wait for the writer (storage_write, storage_sync, storage_retention_run, close)
+ *   while holding a reader on the same thread: growing the map waits for open readers.
  * - Timestamps are int64 seconds since the Unix epoch, UTC.
  */
 #ifndef PLUME_STORAGE_H
@@ -161,8 +164,11 @@ typedef void (*storage_commit_cb)(void *arg, int status);
  * commit). cb may be NULL. Returns 0, or STORAGE_ECLOSED (b is destroyed, cb not called). */
 int storage_submit(storage *st, storage_batch *b, storage_commit_cb cb, void *arg);
 
-/* Commits b and waits until it is durable. b stays owned by the caller and is left empty.
- * Large batches (imports, backfills) are written straight into chunks. */
+/* Commits b and waits until it is durable. b stays owned by the caller and is left empty
+ * (whatever the result). Large batches (imports, backfills: >= 20,000 points) are sorted and
+ * written straight into chunks in one transaction, bypassing the write-ahead log. Returns 0,
+ * -EINVAL (a point of an unknown series) or -ENOENT (an unknown key/value table): then
+ * nothing of the batch is stored. */
 int storage_write(storage *st, storage_batch *b);
 
 /* Waits until everything submitted so far is durable. */
@@ -231,7 +237,9 @@ typedef struct storage_stats {
 int storage_get_stats(storage *st, storage_stats *out);
 
 /* Sets how long points of an interval class are kept (seconds; 0 = forever, the default).
- * Whole chunks older than now - keep are dropped by storage_retention_run(). */
+ * Whole chunks whose window ended before now - keep are dropped by storage_retention_run(),
+ * which returns the number of chunks dropped (>= 0) or a negative code. Points still in the
+ * head are not affected until they are sealed. */
 int storage_set_retention(storage *st, int iv, int64_t keep_s);
 int storage_retention_run(storage *st, int64_t now);
 

@@ -1,0 +1,241 @@
+/* chunkstore.c: writing points into chunk records inside one write transaction.
+ *
+ * Chunk keys are time-major, (window start, series id, part), so sealing a window for many
+ * series appends keys in order. A write context remembers the greatest key the table held
+ * when the transaction began: a window whose first key lies beyond it cannot have an
+ * existing chunk (no lookup needed) and its encoded parts are collected, sorted and appended
+ * with MDB_APPEND at the end; any other window is read, merged with the new points (which
+ * win on equal timestamps), and rewritten in place. A window whose encoding exceeds
+ * STORAGE_PART_MAX bytes is split into parts, each a valid chunk, so that no value spills
+ * into LMDB overflow pages.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage_int.h"
+
+int storage__wctx_begin(storage_wctx *c, storage *st, MDB_txn *txn)
+{
+    memset(c, 0, sizeof *c);
+    c->st = st;
+    c->txn = txn;
+    int rc = mdb_cursor_open(txn, st->dbi_chunks, &c->cur);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    rc = mdb_cursor_get(c->cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == STORAGE_CHUNK_KEY_LEN) {
+        memcpy(c->last_key, k.mv_data, STORAGE_CHUNK_KEY_LEN);
+        c->have_last = true;
+    } else if (rc != MDB_NOTFOUND && rc != 0) {
+        return rc;
+    }
+    return 0;
+}
+
+void storage__wctx_free(storage_wctx *c)
+{
+    if (c->cur)
+        mdb_cursor_close(c->cur);
+    chunk_buf_free(&c->arena);
+    free(c->outs);
+    free(c->tmp);
+    free(c->old);
+    memset(c, 0, sizeof *c);
+}
+
+static int reserve(storage_point **a, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 1024;
+    while (n < need)
+        n *= 2;
+    storage_point *p = realloc(*a, n * sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    *a = p;
+    *cap = n;
+    return 0;
+}
+
+static bool beyond_last(const storage_wctx *c, const uint8_t *key)
+{
+    return !c->have_last || memcmp(key, c->last_key, STORAGE_CHUNK_KEY_LEN) > 0;
+}
+
+/* Stores the chunk at arena[start, arena.len) under key: collected for the final append if
+ * the key lies beyond the table's end, written now otherwise. */
+static int emit(storage_wctx *c, const uint8_t *key, size_t start, uint32_t npoints)
+{
+    c->d_chunks++;
+    c->d_points += npoints;
+    size_t len = c->arena.len - start;
+    if (!beyond_last(c, key)) {
+        MDB_val k = {STORAGE_CHUNK_KEY_LEN, (void *)key}, v = {len, c->arena.data + start};
+        int rc = mdb_put(c->txn, c->st->dbi_chunks, &k, &v, 0);
+        c->arena.len = start;
+        return rc;
+    }
+    if (c->nouts == c->outs_cap) {
+        size_t cap = c->outs_cap ? c->outs_cap * 2 : 256;
+        storage_out *o = realloc(c->outs, cap * sizeof *o);
+        if (!o)
+            return -ENOMEM;
+        c->outs = o;
+        c->outs_cap = cap;
+    }
+    storage_out *o = &c->outs[c->nouts++];
+    memcpy(o->key, key, STORAGE_CHUNK_KEY_LEN);
+    o->off = start;
+    o->len = len;
+    return 0;
+}
+
+/* Encodes pts as one part, or splits it in two halves while the encoding is too large. */
+static int encode_parts(storage_wctx *c, storage_sid sid, int64_t w, const storage_point *pts,
+                        size_t n, uint32_t *part)
+{
+    size_t start = c->arena.len;
+    int rc;
+    if (n <= CHUNK_MAX_POINTS) {
+        if ((rc = chunk_encode(pts, n, &c->arena)))
+            return rc;
+        if (c->arena.len - start <= STORAGE_PART_MAX || n == 1) {
+            if (*part > UINT16_MAX)
+                return -E2BIG;
+            uint8_t key[STORAGE_CHUNK_KEY_LEN];
+            storage__chunk_key(key, w, sid, (uint16_t)(*part)++);
+            return emit(c, key, start, (uint32_t)n);
+        }
+        /* Aim the split at parts of ~85% of the limit rather than halving blindly. */
+        size_t len = c->arena.len - start;
+        c->arena.len = start;
+        size_t nparts = (len + STORAGE_PART_MAX * 85 / 100 - 1) / (STORAGE_PART_MAX * 85 / 100);
+        if (nparts > 2) {
+            size_t per = (n + nparts - 1) / nparts;
+            for (size_t i = 0; i < n; i += per)
+                if ((rc = encode_parts(c, sid, w, pts + i, n - i < per ? n - i : per, part)))
+                    return rc;
+            return 0;
+        }
+    }
+    size_t h = n / 2;
+    if ((rc = encode_parts(c, sid, w, pts, h, part)))
+        return rc;
+    return encode_parts(c, sid, w, pts + h, n - h, part);
+}
+
+/* Reads and deletes the existing parts of (w, sid), decoding them into c->old. */
+static int take_existing(storage_wctx *c, storage_sid sid, int64_t w, size_t *nold)
+{
+    uint8_t key[STORAGE_CHUNK_KEY_LEN];
+    storage__chunk_key(key, w, sid, 0);
+    *nold = 0;
+    if (beyond_last(c, key))
+        return 0;
+    MDB_val k = {STORAGE_CHUNK_KEY_LEN, key}, v;
+    int rc = mdb_cursor_get(c->cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == STORAGE_CHUNK_KEY_LEN && memcmp(k.mv_data, key, 12) == 0) {
+        chunk_info info;
+        if ((rc = chunk_info_read(v.mv_data, v.mv_size, &info)))
+            return rc;
+        if ((rc = reserve(&c->old, &c->old_cap, *nold + info.npoints)))
+            return rc;
+        size_t got;
+        rc = chunk_decode(v.mv_data, v.mv_size, c->old + *nold, info.npoints, &got);
+        if (rc)
+            return rc;
+        *nold += got;
+        c->d_chunks--;
+        c->d_points -= info.npoints;
+        if ((rc = mdb_cursor_del(c->cur, 0)))
+            return rc;
+        k.mv_size = STORAGE_CHUNK_KEY_LEN; /* seek again: the next part, if any */
+        k.mv_data = key;
+        rc = mdb_cursor_get(c->cur, &k, &v, MDB_SET_RANGE);
+    }
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int write_window(storage_wctx *c, storage_sid sid, int64_t w, const storage_point *pts,
+                        size_t n)
+{
+    size_t nold;
+    int rc = take_existing(c, sid, w, &nold);
+    if (rc)
+        return rc;
+    if (nold) { /* merge: the new points win on equal timestamps */
+        if ((rc = reserve(&c->tmp, &c->tmp_cap, nold + n)))
+            return rc;
+        size_t i = 0, j = 0, k = 0;
+        while (i < nold || j < n) {
+            if (j == n || (i < nold && c->old[i].ts < pts[j].ts)) {
+                c->tmp[k++] = c->old[i++];
+            } else {
+                if (i < nold && c->old[i].ts == pts[j].ts)
+                    i++;
+                c->tmp[k++] = pts[j++];
+            }
+        }
+        pts = c->tmp;
+        n = k;
+    }
+    uint32_t part = 0;
+    return encode_parts(c, sid, w, pts, n, &part);
+}
+
+int storage__write_series(storage_wctx *c, storage_sid sid, const storage_point *pts, size_t n)
+{
+    int iv = storage__series_iv(c->st, sid);
+    if (iv < 0)
+        return iv;
+    int64_t wl = storage__window_len(iv), first_w = INT64_MAX, last_w = INT64_MIN;
+    size_t i = 0;
+    while (i < n) {
+        int64_t w = storage__window_start(iv, pts[i].ts);
+        size_t j = i + 1;
+        while (j < n && pts[j].ts - w < wl)
+            j++;
+        int rc = write_window(c, sid, w, pts + i, j - i);
+        if (rc)
+            return rc;
+        if (first_w == INT64_MAX)
+            first_w = w;
+        last_w = w;
+        i = j;
+    }
+    if (n) /* before the catalog flush of this transaction, which writes the record */
+        storage__series_widen(c->st, sid, first_w, last_w);
+    return 0;
+}
+
+static int cmp_out(const void *a, const void *b)
+{
+    return memcmp(((const storage_out *)a)->key, ((const storage_out *)b)->key,
+                  STORAGE_CHUNK_KEY_LEN);
+}
+
+int storage__wctx_finish(storage_wctx *c)
+{
+    qsort(c->outs, c->nouts, sizeof *c->outs, cmp_out);
+    for (size_t i = 0; i < c->nouts; i++) {
+        MDB_val k = {STORAGE_CHUNK_KEY_LEN, c->outs[i].key};
+        MDB_val v = {c->outs[i].len, c->arena.data + c->outs[i].off};
+        int rc = mdb_cursor_put(c->cur, &k, &v, MDB_APPEND);
+        if (rc)
+            return rc;
+    }
+    if (c->d_chunks == 0 && c->d_points == 0)
+        return 0;
+    return storage__put_counts(c->st, c->txn, c->st->n_chunks + (uint64_t)c->d_chunks,
+                               c->st->n_points + (uint64_t)c->d_points);
+}
+
+/* Called with head_mu held (the counters are read under it). */
+void storage__wctx_after_commit(storage_wctx *c)
+{
+    c->st->n_chunks += (uint64_t)c->d_chunks;
+    c->st->n_points += (uint64_t)c->d_points;
+}

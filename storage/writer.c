@@ -1,0 +1,659 @@
+/* writer.c: the one thread that writes. LMDB allows a single write transaction at a time, so
+ * every write goes through a queue to this thread, which turns what it finds there into as
+ * few transactions as it can:
+ *
+ * - group commit: consecutive small batches become one transaction holding their key/value
+ *   operations, new catalog records and one write-ahead-log record with all their points;
+ *   after the commit the points enter the head and the callbacks run (status 0);
+ * - direct write: a large storage_write batch (imports) is sorted by series and time and
+ *   written straight into chunks, bypassing the log;
+ * - checkpoint: when the head holds many points (and at close) its points are sealed into
+ *   chunks and the log is emptied, in one transaction;
+ * - retention: whole chunks past their class's retention are deleted.
+ *
+ * Every transaction is built from memory that stays unchanged until it commits, so on
+ * MDB_MAP_FULL the writer aborts, doubles the map and builds it again: a full map is never
+ * an error the caller sees.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage_int.h"
+
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int status;
+} waiter;
+
+static void waiter_init(waiter *w)
+{
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->done = false;
+    w->status = 0;
+}
+
+static void waiter_signal(void *arg, int status)
+{
+    waiter *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->status = status;
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int waiter_wait(waiter *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    return w->status;
+}
+
+/* Runs the callback and releases the job. A borrowed batch belongs to a waiting caller who
+ * may reuse it as soon as the callback has run, so it is not touched afterwards. */
+static void job_done(storage_batch *b, int status)
+{
+    storage_commit_cb cb = b->cb;
+    void *arg = b->arg;
+    if (b->borrowed) {
+        if (cb)
+            cb(arg, status);
+        return;
+    }
+    if (cb)
+        cb(arg, status);
+    storage_batch_destroy(b);
+}
+
+/* LMDB codes (MDB_* negatives and positive errno values) become storage codes; ours pass. */
+static int norm(int rc)
+{
+    if (rc > 0 || (rc <= MDB_KEYEXIST && rc >= MDB_LAST_ERRCODE))
+        return storage__lmdb_err(rc);
+    return rc;
+}
+
+typedef int (*build_fn)(storage *st, MDB_txn *txn, void *ctx);
+typedef void (*post_fn)(storage *st, void *ctx);
+
+/* Builds and commits one transaction, growing the map and retrying on MDB_MAP_FULL. post
+ * runs after a successful commit; when locked, commit and post run under head_mu so that
+ * readers see the LMDB state and the head change together. */
+static int run_txn(storage *st, build_fn build, post_fn post, void (*reset)(void *), void *ctx,
+                   bool locked)
+{
+    for (;;) {
+        uint64_t t0 = storage__now_us();
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+        if (rc)
+            return norm(rc);
+        rc = build(st, txn, ctx);
+        if (rc == 0) {
+            if (locked)
+                pthread_mutex_lock(&st->head_mu);
+            rc = mdb_txn_commit(txn);
+            if (rc == 0) {
+                if (!locked)
+                    pthread_mutex_lock(&st->head_mu);
+                st->commits++;
+                st->commit_us += storage__now_us() - t0;
+                if (post)
+                    post(st, ctx);
+                pthread_mutex_unlock(&st->head_mu);
+                return 0;
+            }
+            if (locked)
+                pthread_mutex_unlock(&st->head_mu);
+        } else {
+            mdb_txn_abort(txn);
+        }
+        if (reset)
+            reset(ctx);
+        if (rc != MDB_MAP_FULL)
+            return norm(rc);
+        if ((rc = storage__grow_map(st)))
+            return rc;
+    }
+}
+
+/* ---- key/value operations */
+
+static int kv_dbi(storage *st, const char *t, size_t tlen, MDB_dbi *dbi)
+{
+    char name[33];
+    memcpy(name, t, tlen);
+    name[tlen] = 0;
+    int i = storage__kv_index(st, name);
+    if (i < 0)
+        return i;
+    *dbi = st->kv_dbi[i];
+    return 0;
+}
+
+static int check_job(storage *st, const storage_batch *b)
+{
+    uint32_t ns = storage_series_count(st);
+    for (size_t i = 0; i < b->n; i++)
+        if (b->pts[i].sid == 0 || b->pts[i].sid > ns)
+            return -EINVAL;
+    bool del;
+    const char *t;
+    const void *k, *v;
+    size_t tl, kl, vl;
+    MDB_dbi dbi;
+    for (size_t off = 0; (off = storage__batch_kv_next(b, off, &del, &t, &tl, &k, &kl, &v, &vl));)
+        if (kv_dbi(st, t, tl, &dbi))
+            return -ENOENT;
+    return 0;
+}
+
+static int apply_kv(storage *st, MDB_txn *txn, const storage_batch *b)
+{
+    bool del;
+    const char *t;
+    const void *k, *v;
+    size_t tl, kl, vl;
+    for (size_t off = 0; (off = storage__batch_kv_next(b, off, &del, &t, &tl, &k, &kl, &v, &vl));) {
+        MDB_dbi dbi;
+        int rc = kv_dbi(st, t, tl, &dbi);
+        if (rc)
+            return rc;
+        MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+        rc = del ? mdb_del(txn, dbi, &key, NULL) : mdb_put(txn, dbi, &key, &val, 0);
+        if (rc && !(del && rc == MDB_NOTFOUND))
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- group commit */
+
+typedef struct group {
+    storage_batch **jobs;
+    size_t n;
+    uint32_t taken;
+    uint64_t seq, npoints;
+} group;
+
+static int group_build(storage *st, MDB_txn *txn, void *ctx)
+{
+    group *g = ctx;
+    int rc;
+    for (size_t i = 0; i < g->n; i++)
+        if ((rc = apply_kv(st, txn, g->jobs[i])))
+            return rc;
+    if ((rc = storage__wal_append(st, txn, g->jobs, g->n, &g->seq, &g->npoints)))
+        return rc;
+    return storage__catalog_flush(st, txn, &g->taken);
+}
+
+static void group_post(storage *st, void *ctx)
+{
+    group *g = ctx;
+    if (g->npoints)
+        st->wal_seq = g->seq;
+    st->wal_points += g->npoints;
+    for (size_t j = 0; j < g->n; j++) {
+        const storage_batch *b = g->jobs[j];
+        for (size_t i = 0; i < b->n; i++) {
+            storage_point p;
+            storage__batch_point(b, i, &p);
+            storage__head_insert(st, b->pts[i].sid, &p); /* ENOMEM: the point stays in the log */
+        }
+    }
+}
+
+static void group_commit(storage *st, storage_batch **jobs, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) { /* refuse invalid batches alone */
+        int rc = check_job(st, jobs[i]);
+        if (rc)
+            job_done(jobs[i], rc);
+        else
+            jobs[k++] = jobs[i];
+    }
+    if (k == 0 && n > 0)
+        return;
+    group g = {jobs, k, 0, 0, 0};
+    int rc = run_txn(st, group_build, group_post, NULL, &g, false);
+    if (rc == 0)
+        storage__catalog_saved(st, g.taken);
+    for (size_t i = 0; i < k; i++)
+        job_done(jobs[i], rc);
+}
+
+/* ---- checkpoint */
+
+typedef struct ckpt {
+    storage_wctx w;
+    uint32_t taken;
+} ckpt;
+
+static int ckpt_build(storage *st, MDB_txn *txn, void *ctx)
+{
+    ckpt *c = ctx;
+    int rc = storage__wctx_begin(&c->w, st, txn);
+    for (uint32_t i = 0; rc == 0 && i < st->nactive; i++) {
+        storage_sid sid = st->head_active[i];
+        const storage_head_series *h = &st->head[sid - 1];
+        rc = storage__write_series(&c->w, sid, h->pts, h->n);
+    }
+    if (rc == 0)
+        rc = storage__wctx_finish(&c->w);
+    if (rc == 0)
+        rc = mdb_drop(txn, st->dbi_wal, 0);
+    if (rc == 0)
+        rc = storage__catalog_flush(st, txn, &c->taken);
+    return rc;
+}
+
+static void ckpt_post(storage *st, void *ctx)
+{
+    ckpt *c = ctx;
+    storage__wctx_after_commit(&c->w);
+    storage__head_clear(st);
+    st->wal_points = 0;
+    st->ckpt_gen++;
+}
+
+static void ckpt_reset(void *ctx)
+{
+    ckpt *c = ctx;
+    storage__wctx_free(&c->w);
+}
+
+int storage__checkpoint(storage *st)
+{
+    if (st->nactive == 0)
+        return 0;
+    ckpt c;
+    memset(&c, 0, sizeof c);
+    int rc = run_txn(st, ckpt_build, ckpt_post, ckpt_reset, &c, true);
+    if (rc == 0)
+        storage__catalog_saved(st, c.taken);
+    storage__wctx_free(&c.w);
+    return rc;
+}
+
+/* ---- direct write */
+
+typedef struct direct {
+    storage_batch *b;
+    uint32_t *idx;      /* point indexes ordered by (sid, ts, batch order) */
+    size_t *sid_start;  /* idx range of sid s: [sid_start[s], sid_start[s + 1]) */
+    uint32_t nsid;
+    storage_point *pts; /* scratch for one series */
+    size_t pts_cap;
+    storage_wctx w;
+    uint32_t taken;
+} direct;
+
+static int cmp_ts(const void *a, const void *b, void *arg)
+{
+    const storage_bpoint *p = arg;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    if (p[x].ts != p[y].ts)
+        return p[x].ts < p[y].ts ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* Counting sort by series, then each series by time (stable: a later duplicate wins). */
+static int direct_sort(direct *d)
+{
+    storage_batch *b = d->b;
+    d->nsid = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->pts[i].sid > d->nsid)
+            d->nsid = b->pts[i].sid;
+    d->idx = malloc(b->n * sizeof *d->idx);
+    d->sid_start = calloc((size_t)d->nsid + 2, sizeof *d->sid_start);
+    if (!d->idx || !d->sid_start)
+        return -ENOMEM;
+    for (size_t i = 0; i < b->n; i++)
+        d->sid_start[b->pts[i].sid + 1]++;
+    for (uint32_t s = 1; s <= d->nsid + 1; s++)
+        d->sid_start[s] += d->sid_start[s - 1];
+    size_t *pos = malloc(((size_t)d->nsid + 1) * sizeof *pos);
+    if (!pos)
+        return -ENOMEM;
+    memcpy(pos, d->sid_start, ((size_t)d->nsid + 1) * sizeof *pos);
+    for (size_t i = 0; i < b->n; i++)
+        d->idx[pos[b->pts[i].sid]++] = (uint32_t)i;
+    free(pos);
+    for (uint32_t s = 1; s <= d->nsid; s++) {
+        uint32_t *a = d->idx + d->sid_start[s];
+        size_t n = d->sid_start[s + 1] - d->sid_start[s];
+        bool sorted = true;
+        for (size_t i = 1; i < n && sorted; i++)
+            sorted = b->pts[a[i - 1]].ts < b->pts[a[i]].ts;
+        if (!sorted)
+            qsort_r(a, n, sizeof *a, cmp_ts, b->pts);
+    }
+    return 0;
+}
+
+static int direct_build(storage *st, MDB_txn *txn, void *ctx)
+{
+    direct *d = ctx;
+    storage_batch *b = d->b;
+    int rc = apply_kv(st, txn, b);
+    if (rc == 0)
+        rc = storage__wctx_begin(&d->w, st, txn);
+    for (uint32_t s = 1; rc == 0 && s <= d->nsid; s++) {
+        const uint32_t *a = d->idx + d->sid_start[s];
+        size_t n = d->sid_start[s + 1] - d->sid_start[s], k = 0;
+        if (n == 0)
+            continue;
+        if (n > d->pts_cap) {
+            free(d->pts);
+            d->pts_cap = n;
+            if (!(d->pts = malloc(n * sizeof *d->pts)))
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (k && d->pts[k - 1].ts == b->pts[a[i]].ts)
+                k--; /* same timestamp: the later point replaces it */
+            storage__batch_point(b, a[i], &d->pts[k++]);
+        }
+        rc = storage__write_series(&d->w, s, d->pts, k);
+    }
+    if (rc == 0)
+        rc = storage__wctx_finish(&d->w);
+    if (rc == 0)
+        rc = storage__catalog_flush(st, txn, &d->taken);
+    return rc;
+}
+
+static void direct_post(storage *st, void *ctx)
+{
+    direct *d = ctx;
+    storage__wctx_after_commit(&d->w);
+    st->ckpt_gen++; /* readers holding older snapshots must renew them */
+}
+
+static void direct_reset(void *ctx)
+{
+    direct *d = ctx;
+    storage__wctx_free(&d->w);
+}
+
+static void direct_write(storage *st, storage_batch *b)
+{
+    int rc = check_job(st, b);
+    if (rc == 0)
+        rc = storage__checkpoint(st); /* the head must not shadow the newer points */
+    direct d;
+    memset(&d, 0, sizeof d);
+    d.b = b;
+    if (rc == 0)
+        rc = direct_sort(&d);
+    if (rc == 0)
+        rc = run_txn(st, direct_build, direct_post, direct_reset, &d, true);
+    if (rc == 0)
+        storage__catalog_saved(st, d.taken);
+    storage__wctx_free(&d.w);
+    free(d.idx);
+    free(d.sid_start);
+    free(d.pts);
+    job_done(b, rc);
+}
+
+/* ---- retention */
+
+typedef struct retain {
+    int64_t now;
+    int64_t keep[STORAGE_NIV];
+    int64_t d_chunks, d_points;
+} retain;
+
+static int retain_build(storage *st, MDB_txn *txn, void *ctx)
+{
+    retain *r = ctx;
+    r->d_chunks = r->d_points = 0;
+    int64_t horizon = INT64_MIN; /* no window at or past this can be dropped */
+    for (int iv = 0; iv < STORAGE_NIV; iv++)
+        if (r->keep[iv] > 0 && r->now - r->keep[iv] > horizon)
+            horizon = r->now - r->keep[iv];
+    if (horizon == INT64_MIN)
+        return 0;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, st->dbi_chunks, &cur);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;) {
+        int64_t w;
+        storage_sid sid;
+        uint16_t part;
+        if (k.mv_size != STORAGE_CHUNK_KEY_LEN) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        storage__chunk_key_parse(k.mv_data, &w, &sid, &part);
+        if (w >= horizon)
+            break;
+        int iv = storage__series_iv(st, sid);
+        if (iv >= 0 && r->keep[iv] > 0 && w + storage__window_len(iv) <= r->now - r->keep[iv]) {
+            chunk_info info;
+            if (chunk_info_read(v.mv_data, v.mv_size, &info) == 0)
+                r->d_points -= info.npoints;
+            r->d_chunks--;
+            uint8_t key[STORAGE_CHUNK_KEY_LEN];
+            memcpy(key, k.mv_data, sizeof key);
+            if ((rc = mdb_cursor_del(cur, 0)))
+                break;
+            k.mv_size = sizeof key; /* seek again from the deleted key: its successor */
+            k.mv_data = key;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            continue;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    if (r->d_chunks == 0)
+        return 0;
+    return storage__put_counts(st, txn, st->n_chunks + (uint64_t)r->d_chunks,
+                               st->n_points + (uint64_t)r->d_points);
+}
+
+static void retain_post(storage *st, void *ctx)
+{
+    retain *r = ctx;
+    st->n_chunks += (uint64_t)r->d_chunks;
+    st->n_points += (uint64_t)r->d_points;
+    st->ckpt_gen++;
+}
+
+static void retention(storage *st, storage_batch *job)
+{
+    retain r;
+    memset(&r, 0, sizeof r);
+    r.now = job->now;
+    pthread_mutex_lock(&st->head_mu);
+    memcpy(r.keep, st->retention, sizeof r.keep);
+    pthread_mutex_unlock(&st->head_mu);
+    int rc = run_txn(st, retain_build, retain_post, NULL, &r, true);
+    job_done(job, rc == 0 ? (int)(-r.d_chunks > INT32_MAX ? INT32_MAX : -r.d_chunks) : rc);
+}
+
+/* ---- the thread */
+
+static void process(storage *st, storage_batch *list)
+{
+    storage_batch *jobs[256];
+    size_t n = 0, npoints = 0;
+    while (list) {
+        storage_batch *b = list;
+        list = b->next;
+        b->next = NULL;
+        bool plain = b->kind == STORAGE_JOB_BATCH && !b->direct;
+        if (plain && n < 256 && npoints < STORAGE_GROUP_MAX_POINTS) {
+            jobs[n++] = b;
+            npoints += b->n;
+            continue;
+        }
+        if (n) {
+            group_commit(st, jobs, n);
+            n = npoints = 0;
+        }
+        if (plain) {
+            jobs[n++] = b;
+            npoints += b->n;
+        } else if (b->kind == STORAGE_JOB_RETENTION) {
+            retention(st, b);
+        } else {
+            direct_write(st, b);
+        }
+    }
+    if (n)
+        group_commit(st, jobs, n);
+}
+
+static void *writer_main(void *arg)
+{
+    storage *st = arg;
+    for (;;) {
+        pthread_mutex_lock(&st->queue_mu);
+        while (!st->qhead && !st->closing)
+            pthread_cond_wait(&st->queue_cv, &st->queue_mu);
+        storage_batch *list = st->qhead;
+        st->qhead = st->qtail = NULL;
+        bool closing = st->closing;
+        pthread_mutex_unlock(&st->queue_mu);
+        if (list)
+            process(st, list);
+        else if (closing)
+            break;
+        if (st->head_points >= STORAGE_HEAD_MAX_POINTS)
+            storage__checkpoint(st); /* on failure the log still holds the points */
+    }
+    if (!st->test_no_seal)
+        storage__checkpoint(st);
+    pthread_rwlock_rdlock(&st->cat_lock);
+    bool dirty = st->ndirty > 0;
+    pthread_rwlock_unlock(&st->cat_lock);
+    if (dirty)
+        group_commit(st, NULL, 0); /* catalog changes made since the last commit */
+    return NULL;
+}
+
+int storage__writer_start(storage *st)
+{
+    int rc = pthread_create(&st->writer, NULL, writer_main, st);
+    if (rc)
+        return -rc;
+    st->writer_started = true;
+    return 0;
+}
+
+void storage__writer_stop(storage *st)
+{
+    pthread_mutex_lock(&st->queue_mu);
+    st->closing = true;
+    pthread_cond_signal(&st->queue_cv);
+    pthread_mutex_unlock(&st->queue_mu);
+    pthread_join(st->writer, NULL);
+    st->writer_started = false;
+}
+
+int storage__enqueue(storage *st, storage_batch *b)
+{
+    b->next = NULL;
+    pthread_mutex_lock(&st->queue_mu);
+    if (st->closing) {
+        pthread_mutex_unlock(&st->queue_mu);
+        return STORAGE_ECLOSED;
+    }
+    if (st->qtail)
+        st->qtail->next = b;
+    else
+        st->qhead = b;
+    st->qtail = b;
+    pthread_cond_signal(&st->queue_cv);
+    pthread_mutex_unlock(&st->queue_mu);
+    return 0;
+}
+
+/* ---- public entry points */
+
+int storage_submit(storage *st, storage_batch *b, storage_commit_cb cb, void *arg)
+{
+    if (st->read_only) {
+        storage_batch_destroy(b);
+        return -EROFS;
+    }
+    b->cb = cb;
+    b->arg = arg;
+    b->borrowed = false;
+    b->direct = false;
+    b->kind = STORAGE_JOB_BATCH;
+    int rc = storage__enqueue(st, b);
+    if (rc)
+        storage_batch_destroy(b);
+    return rc;
+}
+
+int storage_write(storage *st, storage_batch *b)
+{
+    if (st->read_only)
+        return -EROFS;
+    waiter w;
+    waiter_init(&w);
+    b->cb = waiter_signal;
+    b->arg = &w;
+    b->borrowed = true;
+    b->direct = b->n >= STORAGE_DIRECT_MIN;
+    b->kind = STORAGE_JOB_BATCH;
+    int rc = storage__enqueue(st, b);
+    if (rc == 0)
+        rc = waiter_wait(&w);
+    else
+        waiter_signal(&w, rc), waiter_wait(&w);
+    storage_batch_clear(b);
+    return rc;
+}
+
+static int run_job(storage *st, int kind, int64_t now)
+{
+    storage_batch *b = storage_batch_create();
+    if (!b)
+        return -ENOMEM;
+    waiter w;
+    waiter_init(&w);
+    b->cb = waiter_signal;
+    b->arg = &w;
+    b->kind = kind;
+    b->now = now;
+    int rc = storage__enqueue(st, b);
+    if (rc) {
+        storage_batch_destroy(b);
+        waiter_signal(&w, rc);
+    }
+    return waiter_wait(&w);
+}
+
+int storage_sync(storage *st)
+{
+    if (st->read_only)
+        return 0;
+    return run_job(st, STORAGE_JOB_BATCH, 0);
+}
+
+int storage_retention_run(storage *st, int64_t now)
+{
+    if (st->read_only)
+        return -EROFS;
+    return run_job(st, STORAGE_JOB_RETENTION, now);
+}
