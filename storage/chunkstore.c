@@ -34,10 +34,9 @@ int storage__wctx_begin(storage_wctx *c, storage *st, MDB_txn *txn)
     return 0;
 }
 
+/* The cursor is not closed here: a write transaction's cursors are freed when it ends. */
 void storage__wctx_free(storage_wctx *c)
 {
-    if (c->cur)
-        mdb_cursor_close(c->cur);
     chunk_buf_free(&c->arena);
     free(c->outs);
     free(c->tmp);
@@ -227,6 +226,8 @@ int storage__wctx_finish(storage_wctx *c)
         if (rc)
             return rc;
     }
+    mdb_cursor_close(c->cur);
+    c->cur = NULL;
     if (c->d_chunks == 0 && c->d_points == 0)
         return 0;
     return storage__put_counts(c->st, c->txn, c->st->n_chunks + (uint64_t)c->d_chunks,
