@@ -218,7 +218,8 @@ static int cmp_out(const void *a, const void *b)
 
 int storage__wctx_finish(storage_wctx *c)
 {
-    qsort(c->outs, c->nouts, sizeof *c->outs, cmp_out);
+    if (c->nouts)
+        qsort(c->outs, c->nouts, sizeof *c->outs, cmp_out);
     for (size_t i = 0; i < c->nouts; i++) {
         MDB_val k = {STORAGE_CHUNK_KEY_LEN, c->outs[i].key};
         MDB_val v = {c->outs[i].len, c->arena.data + c->outs[i].off};
