@@ -23,6 +23,7 @@ static void sim_usage(FILE *f)
             "  --seed S            seed (default 1)\n"
             "  --start DATE        first simulated day, local (default 2026-11-01)\n"
             "  --days D            simulated days (default 1)\n"
+            "  --hours H           end the run after H hours (the fleet still spans the days)\n"
             "  --minute-interval M minutes per 2051 record, 0 for none (default 10)\n"
             "  --rtd[=SECONDS]     also send 2011 real-time data (default every 60 s)\n"
             "  --connect HOST:PORT send to this HJ 212 server\n"
@@ -82,7 +83,7 @@ static void raise_nofile(void)
 }
 
 enum {
-    O_FAC = 1, O_SEED, O_START, O_DAYS, O_MIN, O_RTD, O_CONNECT, O_SPEED, O_DIRECT, O_FW,
+    O_FAC = 1, O_SEED, O_START, O_DAYS, O_HOURS, O_MIN, O_RTD, O_CONNECT, O_SPEED, O_DIRECT, O_FW,
     O_WINDOW, O_ACKTO, O_LINGER, O_REG, O_TRUTH, O_PRINT, O_S2005, O_SMODBUS, O_SNOACK,
     O_REXC, O_RFLAT, O_RGAP, O_ROFF, O_RFAULT, O_RMAINT, O_NOCAL, O_QUIET
 };
@@ -91,7 +92,7 @@ int cmd_sim(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"facilities", 1, 0, O_FAC}, {"seed", 1, 0, O_SEED}, {"start", 1, 0, O_START},
-        {"days", 1, 0, O_DAYS}, {"minute-interval", 1, 0, O_MIN}, {"rtd", 2, 0, O_RTD},
+        {"days", 1, 0, O_DAYS}, {"hours", 1, 0, O_HOURS}, {"minute-interval", 1, 0, O_MIN}, {"rtd", 2, 0, O_RTD},
         {"connect", 1, 0, O_CONNECT}, {"speed", 1, 0, O_SPEED}, {"direct", 1, 0, O_DIRECT},
         {"forwarders", 1, 0, O_FW}, {"window", 1, 0, O_WINDOW},
         {"ack-timeout", 1, 0, O_ACKTO}, {"linger", 1, 0, O_LINGER},
@@ -118,6 +119,7 @@ int cmd_sim(int argc, char **argv)
         case O_SEED: so.seed = strtoull(optarg, NULL, 0); break;
         case O_START: so.start = cli_time_arg("--start", optarg); break;
         case O_DAYS: so.days = (uint32_t)num_arg(o, optarg, 1, 3660); break;
+        case O_HOURS: so.hours = (uint32_t)num_arg(o, optarg, 1, 87840); break;
         case O_MIN: so.minute_interval = (uint32_t)num_arg(o, optarg, 0, 60); break;
         case O_RTD: so.rtd_interval_s = optarg ? (uint32_t)num_arg("--rtd", optarg, 1, 3600) : 60;
             break;

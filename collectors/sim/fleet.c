@@ -553,7 +553,12 @@ uint32_t sim_fleet_outlet_count(const sim_fleet *f) { return f->nout; }
 const sim_facility *sim_fleet_facility(const sim_fleet *f, uint32_t i) { return &f->fac[i]; }
 const sim_outlet *sim_fleet_outlet(const sim_fleet *f, uint32_t i) { return &f->out[i]; }
 const sim_event *sim_fleet_event(const sim_fleet *f, uint32_t i) { return &f->ev[i]; }
-int64_t sim_fleet_end(const sim_fleet *f) { return f->opt.start + (int64_t)f->opt.days * 86400; }
+int64_t sim_fleet_end(const sim_fleet *f)
+{
+    if (f->opt.hours && f->opt.hours < f->opt.days * 24)
+        return f->opt.start + (int64_t)f->opt.hours * 3600;
+    return f->opt.start + (int64_t)f->opt.days * 86400;
+}
 
 /* ---- Registry ---------------------------------------------------------------------------- */
 

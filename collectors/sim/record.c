@@ -194,7 +194,7 @@ int sim_packets_write(const sim_fleet *f, FILE *out)
         }
         step = a;
     }
-    int64_t end = op->start + (int64_t)op->days * 86400;
+    int64_t end = sim_fleet_end(f);
     char buf[SIM_PACKET_MAX];
     for (int64_t t = op->start + step; t <= end; t += step)
         for (int j = 0; j < 30; j++)

@@ -35,6 +35,8 @@ typedef struct sim_options {
     uint32_t nfacilities;
     int64_t start;          /* UTC seconds; rounded down to a local (UTC+8) midnight */
     uint32_t days;          /* simulated days from start */
+    uint32_t hours;         /* when not 0 and shorter: the run ends after this many hours
+                               (the fleet and its events still span the days) */
     uint32_t minute_interval; /* minutes per 2051 record (1-60, dividing 60); 0: no 2051 */
     uint32_t rtd_interval_s;  /* seconds between 2011 real-time uploads (dividing 60, or a
                                  multiple of 60 dividing 3600); 0: none */
@@ -159,7 +161,7 @@ uint32_t sim_fleet_outlet_count(const sim_fleet *f);
 const sim_facility *sim_fleet_facility(const sim_fleet *f, uint32_t i);
 const sim_outlet *sim_fleet_outlet(const sim_fleet *f, uint32_t i);
 const sim_event *sim_fleet_event(const sim_fleet *f, uint32_t i);
-int64_t sim_fleet_end(const sim_fleet *f); /* start + days */
+int64_t sim_fleet_end(const sim_fleet *f); /* start + days (or hours) */
 
 /* The outlet whose MN is mn (len bytes), or -1. */
 int64_t sim_fleet_find_mn(const sim_fleet *f, const char *mn, size_t len);
@@ -261,7 +263,8 @@ struct sim_wire_stats {
     uint64_t history_requests, history_records, clock_requests, unknown_requests;
     uint64_t bad_frames;
     double ack_p50_ms, ack_p99_ms, ack_max_ms;
-    double elapsed_s, rate;  /* real seconds, packets per real second */
+    double connect_s;        /* real seconds to make the first connections (before the clock) */
+    double elapsed_s, rate;  /* real seconds from then, uploads per real second */
     int64_t sim_end;         /* simulated time reached */
 };
 

@@ -722,6 +722,7 @@ static void on_tick(uv_timer_t *t)
         if (w->nconnecting || w->npending)
             return;
         w->started = true; /* every first connection attempt is done: the clock starts */
+        w->st.connect_s = (double)(now_ns - w->t0_ns) / 1e9;
         w->t0_ns = now_ns;
     }
     if (w->o.speed > 0) {
@@ -899,12 +900,12 @@ int sim_wire_stats_format(const sim_wire_stats *s, char *buf, size_t cap)
                      ",\"history_requests\":%" PRIu64 ",\"history_records\":%" PRIu64
                      ",\"clock_requests\":%" PRIu64 ",\"unknown_requests\":%" PRIu64
                      ",\"bad_frames\":%" PRIu64 ",\"ack_p50_ms\":%.3f,\"ack_p99_ms\":%.3f"
-                     ",\"ack_max_ms\":%.3f,\"elapsed_s\":%.3f,\"rate\":%.1f,\"sim_end\":%" PRId64
-                     "}",
+                     ",\"ack_max_ms\":%.3f,\"connect_s\":%.3f,\"elapsed_s\":%.3f,\"rate\":%.1f"
+                     ",\"sim_end\":%" PRId64 "}",
                      s->sent, s->bytes, s->acked, s->noack, s->missing, s->failed, s->late_acks,
                      s->unsent, s->connects, s->connect_failures, s->disconnects, s->drops,
                      s->history_requests, s->history_records, s->clock_requests,
                      s->unknown_requests, s->bad_frames, s->ack_p50_ms, s->ack_p99_ms,
-                     s->ack_max_ms, s->elapsed_s, s->rate, s->sim_end);
+                     s->ack_max_ms, s->connect_s, s->elapsed_s, s->rate, s->sim_end);
     return n < 0 || (size_t)n >= cap ? -ERANGE : n;
 }
