@@ -339,14 +339,6 @@ static int flag_index(char flag)
     }
 }
 
-/* What a period collects of one factor: over its valid inputs ([0]) and over all ([1]). */
-typedef struct agg {
-    int n, nvalid;
-    int64_t sum[2], zsum[2], min[2], max[2], zmin[2], zmax[2];
-    int64_t cou;
-    uint16_t nflag[8];
-} agg;
-
 static void agg_add(agg *a, int64_t avg, int64_t mn, int64_t mx, int64_t zs, int64_t zmn,
                     int64_t zmx, int64_t cou, char flag)
 {
@@ -461,22 +453,58 @@ int sim_record_compute(const sim_fleet *f, uint32_t outlet, int cn, int64_t data
     case SIM_CN_DAY: {
         if (sim_local_day(data_time) != data_time)
             return -EINVAL;
-        agg a[SIM_MAXF];
-        memset(a, 0, sizeof a);
+        sim_day_acc acc;
+        memset(&acc, 0, sizeof acc);
         for (int h = 0; h < 24; h++) {
             sim_record hr;
             minutes_record(&c, data_time + 3600 * h, 60, &hr);
-            for (int s = 0; s < o->nf; s++) {
-                const sim_value *v = &hr.v[s];
-                agg_add(&a[s], v->avg, v->min, v->max, v->zsavg, v->zsmin, v->zsmax, v->cou,
-                        v->flag);
-            }
+            hr.outlet = outlet;
+            hr.cn = SIM_CN_HOUR;
+            hr.nf = o->nf;
+            hr.data_time = data_time + 3600 * h;
+            sim_day_acc_add(&acc, &hr);
         }
-        for (int s = 0; s < o->nf; s++)
-            agg_finish(&a[s], o->medium == SIM_WATER, 20, 1, &r->v[s]);
-        return 0;
+        return sim_day_acc_record(f, &acc, data_time, r) ? 0 : -EINVAL;
     }
     default:
         return -EINVAL;
     }
+}
+
+/* ---- Daily records from the hours the wire has computed anyway --------------------------- */
+
+void sim_day_acc_add(sim_day_acc *acc, const sim_record *hour)
+{
+    int64_t day = sim_local_day(hour->data_time);
+    if (acc->day != day || acc->hours == 0) {
+        memset(acc, 0, sizeof *acc);
+        acc->day = day;
+    }
+    if (hour->data_time != day + 3600 * (int64_t)acc->hours) {
+        acc->hours = -1; /* not in order: of no use for this day */
+        return;
+    }
+    for (int s = 0; s < hour->nf; s++) {
+        const sim_value *v = &hour->v[s];
+        agg_add(&acc->a[s], v->avg, v->min, v->max, v->zsavg, v->zsmin, v->zsmax, v->cou,
+                v->flag);
+    }
+    acc->hours++;
+}
+
+bool sim_day_acc_record(const sim_fleet *f, const sim_day_acc *acc, int64_t day,
+                        sim_record *r)
+{
+    if (acc->day != day || acc->hours != 24)
+        return false;
+    uint32_t outlet = r->outlet;
+    const sim_outlet *o = &f->out[outlet];
+    memset(r, 0, sizeof *r);
+    r->outlet = outlet;
+    r->cn = SIM_CN_DAY;
+    r->data_time = day;
+    r->nf = o->nf;
+    for (int s = 0; s < o->nf; s++)
+        agg_finish(&acc->a[s], o->medium == SIM_WATER, 20, 1, &r->v[s]);
+    return true;
 }

@@ -89,6 +89,28 @@ static inline int64_t sim_local_day(int64_t t)
     return d * 86400 - SIM_CST_S;
 }
 
+/* What a period collects of one factor: over its valid inputs ([0]) and over all ([1]). */
+typedef struct agg {
+    int n, nvalid;
+    int64_t sum[2], zsum[2], min[2], max[2], zmin[2], zmax[2];
+    int64_t cou;
+    uint16_t nflag[8];
+} agg;
+
+/* A day being collected from its hourly records, in order: the wire keeps one per unit so
+ * that the daily record at midnight costs nothing more than the hours it already sent. */
+typedef struct sim_day_acc {
+    int64_t day;
+    int hours; /* hours added in order from the day's start; -1: out of order */
+    agg a[SIM_MAXF];
+} sim_day_acc;
+
+void sim_day_acc_add(sim_day_acc *acc, const sim_record *hour);
+/* The daily record of day from acc when it holds that day's 24 hours (r->outlet must be set
+ * on entry); false otherwise. */
+bool sim_day_acc_record(const sim_fleet *f, const sim_day_acc *acc, int64_t day,
+                        sim_record *r);
+
 /* Formats a scaled integer v / 10^dec into p; returns the length. */
 int sim_fmt_fixed(char *p, int64_t v, int dec);
 

@@ -89,6 +89,7 @@ typedef struct wire {
     conn *conns;
     uint32_t nconns;
     daq *daqs;
+    sim_day_acc *acc; /* per unit: the day so far */
     uint32_t ndaq;
     uint32_t *members, *queues;
     uint32_t *order; /* units by jitter */
@@ -218,15 +219,12 @@ static void put_answer(conn *c, uint32_t d, const char *qn, int cn, const char *
 
 /* ---- Uploads ------------------------------------------------------------------------------ */
 
-/* Formats record (cn, data_time) of unit d as an upload with QN qn_ms; tracks the answer. */
-static void put_upload(conn *c, uint32_t d, int cn, int64_t data_time, int64_t qn_ms)
+/* Formats record r of unit d as an upload with QN qn_ms; tracks the answer. */
+static void put_record(conn *c, uint32_t d, const sim_record *r, int64_t qn_ms)
 {
     wire *w = c->w;
     const sim_outlet *o = sim_fleet_outlet(w->f, d);
-    sim_record r;
-    if (sim_record_compute(w->f, d, cn, data_time, &r) != 0)
-        return;
-    int n = sim_packet_format(w->f, &r, qn_ms, c->out + c->out_len, c->out_cap - c->out_len);
+    int n = sim_packet_format(w->f, r, qn_ms, c->out + c->out_len, c->out_cap - c->out_len);
     if (n <= 0)
         return;
     w->st.sent++;
@@ -242,6 +240,13 @@ static void put_upload(conn *c, uint32_t d, int cn, int64_t data_time, int64_t q
         w->st.noack++;
     }
     c->out_len += (uint32_t)n;
+}
+
+static void put_upload(conn *c, uint32_t d, int cn, int64_t data_time, int64_t qn_ms)
+{
+    sim_record r;
+    if (sim_record_compute(c->w->f, d, cn, data_time, &r) == 0)
+        put_record(c, d, &r, qn_ms);
 }
 
 /* What the tick at t holds for a unit, in order: 2011, 2051, 2061, 2031. Returns the CN of
@@ -302,11 +307,25 @@ static bool daq_step(conn *c, uint32_t d)
         int cn = stage_record(w, t, s, &dt);
         if (!cn)
             continue;
+        sim_record r;
+        r.outlet = d;
+        /* Hours go into the unit's day (also those it does not send), so the daily record
+         * at midnight needs no recomputation. */
+        if (cn == SIM_CN_HOUR) {
+            sim_record_compute(w->f, d, cn, dt, &r);
+            sim_day_acc_add(&w->acc[d], &r);
+        } else if (cn != SIM_CN_DAY || !sim_day_acc_record(w->f, &w->acc[d], dt, &r)) {
+            if (offline) {
+                w->st.unsent++;
+                continue;
+            }
+            sim_record_compute(w->f, d, cn, dt, &r);
+        }
         if (offline) {
             w->st.unsent++;
             continue;
         }
-        put_upload(c, d, cn, dt, (t + o->jitter_s) * 1000 + s);
+        put_record(c, d, &r, (t + o->jitter_s) * 1000 + s);
         return true;
     }
     x->stage = 0;
@@ -793,11 +812,12 @@ static int wire_setup(wire *w)
     w->now = op->start;
     w->conns = calloc(w->nconns, sizeof *w->conns);
     w->daqs = calloc(w->ndaq, sizeof *w->daqs);
+    w->acc = calloc(w->ndaq, sizeof *w->acc);
     w->members = malloc(w->ndaq * sizeof *w->members);
     w->queues = malloc(w->ndaq * sizeof *w->queues);
     w->order = malloc(w->ndaq * sizeof *w->order);
     w->pending_connect = malloc(w->nconns * sizeof *w->pending_connect);
-    if (!w->conns || !w->daqs || !w->members || !w->queues || !w->order || !w->pending_connect)
+    if (!w->conns || !w->daqs || !w->acc || !w->members || !w->queues || !w->order || !w->pending_connect)
         return -ENOMEM;
     for (uint32_t d = 0; d < w->ndaq; d++) {
         w->daqs[d].conn = d < direct ? d : direct + (d - direct) % nfw;
@@ -840,6 +860,7 @@ static void wire_free(wire *w)
         }
     free(w->conns);
     free(w->daqs);
+    free(w->acc);
     free(w->members);
     free(w->queues);
     free(w->order);
