@@ -313,6 +313,7 @@ static void water_minute(const sig *c, const sim_event *e, int64_t t, minute *m)
 
 static void minute_at(sig *c, int64_t t, minute *m)
 {
+    memset(m, 0, sizeof *m);
     sig_at(c, t);
     const sim_event *e = event_at(c->f, c->o, t);
     if (c->o->medium == SIM_GAS)
