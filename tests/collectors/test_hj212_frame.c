@@ -233,6 +233,85 @@ static void test_faults(void)
     hj212_framer_destroy(f);
 }
 
+/* A stream of faulty packets cut at every split point, and at pairs of split points: the
+ * frames must be the same as when the stream comes in one piece, and as expected. */
+static void test_fault_stream_splits(void)
+{
+    static char s[16384], one[2048];
+    size_t n = 0, k;
+    /* 0: missing \r */
+    k = wire(one, sizeof one, segs[0]);
+    memcpy(s + n, one, k - 2);
+    n += k - 2;
+    s[n++] = '\n';
+    /* 1: no line end before the next packet */
+    k = wire(one, sizeof one, segs[1]);
+    memcpy(s + n, one, k - 2);
+    n += k - 2;
+    /* 2: length counted in characters */
+    k = wire(one, sizeof one, segs[2]);
+    memcpy(one + 2, "0144", 4);
+    memcpy(s + n, one, k);
+    n += k;
+    /* junk, a cut packet, then 3: length too long */
+    n += (size_t)sprintf(s + n, "xx#\r\n##01");
+    k = wire(one, sizeof one, segs[3]);
+    memcpy(s + n, one, 80);
+    n += 80;
+    k = wire(one, sizeof one, segs[3]);
+    memcpy(one + 2, "0999", 4);
+    memcpy(s + n, one, k);
+    n += k;
+    /* 4: lower-case CRC; 1 again: no CRC at all */
+    n += (size_t)sprintf(s + n, "##%04zu%s%04x\r\n", strlen(segs[4]), segs[4],
+                         hj212_crc(segs[4], strlen(segs[4])));
+    n += (size_t)sprintf(s + n, "##%04zu%s\r\n", strlen(segs[1]), segs[1]);
+    /* an oversize candidate (cap 600 below), then 0 */
+    n += (size_t)sprintf(s + n, "##0700QN=1;CP=&&");
+    memset(s + n, 'a', 700);
+    n += 700;
+    n += (size_t)sprintf(s + n, "&&1234\r\n");
+    n += wire(s + n, sizeof s - n, segs[0]);
+
+    static const int want_seg[] = {0, 1, 2, 3, 4, 1, 0};
+    static const unsigned want_flags[] = {HJ212_FRAME_NO_CR, HJ212_FRAME_NO_CRLF,
+                                          HJ212_FRAME_LEN_MISMATCH, HJ212_FRAME_LEN_MISMATCH,
+                                          0, 0, 0};
+    static const int want_kind[] = {HJ212_CRC_OK, HJ212_CRC_OK, HJ212_CRC_OK, HJ212_CRC_OK,
+                                    HJ212_CRC_LOWER, HJ212_CRC_MISSING, HJ212_CRC_OK};
+    hj212_framer_options o = {600};
+    hj212_framer *f;
+    hj212_framer_create(&o, &f);
+    W.n = 0;
+    hj212_framer_push(f, s, n, on_frame, &W);
+    CHECK_EQ_INT(W.n, 7);
+    bool ok = W.n == 7;
+    for (int i = 0; ok && i < 7; i++)
+        ok = got_is(&W, i, segs[want_seg[i]]) && W.flags[i] == want_flags[i] &&
+             W.kind[i] == want_kind[i];
+    CHECK(ok);
+    const hj212_framer_stats *st = hj212_framer_get_stats(f);
+    CHECK_EQ_INT(st->truncated, 1);
+    CHECK_EQ_INT(st->oversize, 1);
+    CHECK_EQ_INT(st->bad_header, 1);
+    hj212_framer_destroy(f);
+
+    int bad = 0;
+    uint32_t r = 7;
+    for (size_t cut = 0; cut <= n; cut++) {
+        r = r * 1103515245 + 12345;
+        size_t cut2 = cut + (r >> 8) % (n - cut + 1);
+        hj212_framer_create(&o, &f);
+        B.n = 0;
+        hj212_framer_push(f, s, cut, on_frame, &B);
+        hj212_framer_push(f, s + cut, cut2 - cut, on_frame, &B);
+        hj212_framer_push(f, s + cut2, n - cut2, on_frame, &B);
+        bad += !same(&W, &B) || hj212_framer_pending(f) != 0;
+        hj212_framer_destroy(f);
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
 static void test_oversize(void)
 {
     static char seg[12000], s[30000];
@@ -339,6 +418,7 @@ int main(void)
 {
     test_split_points();
     test_faults();
+    test_fault_stream_splits();
     test_oversize();
     test_flood();
     test_format();
