@@ -1,10 +1,18 @@
-/* chunk.c: the encoding of one series' points in one time window (chunk.h, FORMAT.md).
+/* chunk.c: the encoding of one series' points in one time window (chunk.h; the byte layout
+ * is in FORMAT.md, "Chunk encoding").
  *
- * This first version favours obvious correctness over size: a header with the aggregates,
- * then timestamps as varint deltas, per-point column masks and flags only when they vary,
- * and each value column as raw IEEE doubles. The format carries a version byte so a denser
- * encoding can replace it. Decoding checks every length and count against the buffer, so
- * no input, however damaged, makes it read outside [data, data + len).
+ * A chunk is the unit a range query decodes and the unit the store pays per-key overhead
+ * for, so it is built to be small and quick to read. The header holds everything a query
+ * may need without decoding: the count, the time span, the columns present and the AVG
+ * aggregates, the latter written as small integers at the column's decimal scale whenever
+ * they are exact there. Timestamps cost nothing when regular (a time step and a span),
+ * otherwise a list of the gaps or adaptive Rice-coded steps; per-point column masks and
+ * flags are runs, absent when they never change. Each value column is its own section
+ * (chunk_values.c), so a query for one column reads only that one.
+ *
+ * Decoding checks every length, count and sum against the buffer and the header, so no
+ * input, however damaged, makes it read outside [data, data + len) or return points that
+ * break the header's promises (increasing timestamps, non-empty masks).
  */
 #include "chunk.h"
 
@@ -13,37 +21,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_VERSION 1
+#include "bitio.h"
+#include "chunk_values.h"
 
-/* ---- Output buffer ------------------------------------------------------------------- */
+#define CHUNK_VERSION 2
+#define HDR_MAX 512 /* the largest header */
 
-static int buf_reserve(chunk_buf *b, size_t more)
-{
-    if (b->cap - b->len >= more)
-        return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < more)
-        cap *= 2;
-    uint8_t *p = realloc(b->data, cap);
-    if (!p)
-        return -ENOMEM;
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
+enum { TS_REGULAR = 0, TS_GAPS = 1, TS_DENSE = 2 };
+#define LAYOUT_MASKS 1u  /* per-point masks vary: a mask section follows */
+#define LAYOUT_FLAGS 2u  /* flags vary: a flag section follows */
+#define LAYOUT_TS_SHIFT 2
+#define TS_SHIFT 2       /* running means of the timestamp codes, scaled by 2^2 */
 
-static void put_u8(chunk_buf *b, uint8_t v)
-{
-    b->data[b->len++] = v;
-}
+/* ---- Bytes in and out ------------------------------------------------------------------- */
 
-static void put_varint(chunk_buf *b, uint64_t v)
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
 {
     while (v >= 0x80) {
-        b->data[b->len++] = (uint8_t)(v | 0x80);
+        *p++ = (uint8_t)(v | 0x80);
         v >>= 7;
     }
-    b->data[b->len++] = (uint8_t)v;
+    *p++ = (uint8_t)v;
+    return p;
 }
 
 static uint64_t zigzag(int64_t v)
@@ -56,16 +55,16 @@ static int64_t unzigzag(uint64_t v)
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
-static void put_f64(chunk_buf *b, double d)
+static uint8_t *put_f64(uint8_t *p, double d)
 {
     uint64_t u;
     memcpy(&u, &d, 8);
     for (int i = 0; i < 8; i++)
-        b->data[b->len++] = (uint8_t)(u >> (8 * i));
+        *p++ = (uint8_t)(u >> (8 * i));
+    return p;
 }
 
-/* ---- Input cursor: every read is bounds-checked ---------------------------------------- */
-
+/* A bounds-checked cursor: a read past the end sets err and yields zeros. */
 typedef struct rd {
     const uint8_t *p, *end;
     int err;
@@ -80,25 +79,20 @@ static uint8_t get_u8(rd *r)
     return *r->p++;
 }
 
+/* Unsigned LEB128, shortest form only, so each value has one encoding. */
 static uint64_t get_varint(rd *r)
 {
     uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (r->p >= r->end) {
-            r->err = 1;
-            return 0;
-        }
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end)
+            break;
         uint8_t c = *r->p++;
-        /* The tenth byte may only carry the top bit; an overlong zero byte is rejected so
-         * that every value has one encoding. */
-        if (shift == 63 && c > 1) {
-            r->err = 1;
-            return 0;
-        }
+        if (shift == 63 && c > 1)
+            break;
         v |= (uint64_t)(c & 0x7f) << shift;
         if (!(c & 0x80)) {
             if (c == 0 && shift > 0)
-                r->err = 1;
+                break;
             return v;
         }
     }
@@ -122,7 +116,7 @@ static double get_f64(rd *r)
     return d;
 }
 
-/* ---- Aggregates -------------------------------------------------------------------------- */
+/* ---- Aggregates ---------------------------------------------------------------------------- */
 
 void chunk_agg_init(chunk_agg *a)
 {
@@ -165,11 +159,240 @@ int chunk_agg_compute(const storage_point *pts, size_t n, chunk_agg *a)
     return 0;
 }
 
+/* ---- The parsed header ------------------------------------------------------------------- */
+
+typedef struct hdr {
+    chunk_info info;
+    uint64_t tgcd, span;     /* time unit (gcd of the steps) and span in units */
+    unsigned layout, tsmode;
+    uint8_t flag;            /* the flag of every point, unless flags vary */
+    size_t ts_len, mask_len, flag_len;
+    val_params col[STORAGE_NCOLS];
+    const uint8_t *body;     /* the first section */
+    const uint8_t *end;
+} hdr;
+
+/* ---- Timestamps -------------------------------------------------------------------------- */
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* The most frequent step: exact for steps below 256 (all real series), else a majority
+ * vote, which only has to be good, not exact. */
+static uint64_t common_step(const uint64_t *s, size_t n)
+{
+    uint32_t hist[256] = {0};
+    uint64_t cand = s[0], votes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < 256)
+            hist[s[i]]++;
+        if (votes == 0)
+            cand = s[i];
+        votes += s[i] == cand ? 1 : (uint64_t)-1;
+    }
+    uint64_t best = 0, at = cand;
+    for (unsigned i = 1; i < 256; i++)
+        if (hist[i] > best) {
+            best = hist[i];
+            at = i;
+        }
+    return best * 2 >= n ? at : cand;
+}
+
+/* The code of an irregular step s != b in the gap list. */
+static uint64_t gap_code(uint64_t s, uint64_t b)
+{
+    return s - 1 - (s > b);
+}
+
+/* Writes the timestamp section for steps s[0..n-2] (in units), or with w == NULL counts its
+ * bits, in mode TS_GAPS or TS_DENSE. */
+static uint64_t ts_code(const uint64_t *s, size_t ns, uint64_t b, unsigned mode,
+                        bit_writer *w)
+{
+    uint64_t bits = 0, ma = 4u << TS_SHIFT, mb = 4u << TS_SHIFT, run = 0;
+    for (size_t i = 0; i < ns; i++) {
+        if (mode == TS_DENSE) {
+            uint64_t u = zigzag((int64_t)(s[i] - b));
+            unsigned k = rice_k(ma, TS_SHIFT);
+            bits += rice_cost(u, k);
+            if (w)
+                rice_put(w, u, k);
+            ma = rice_update(ma, u, TS_SHIFT);
+            continue;
+        }
+        if (s[i] == b) {
+            run++;
+            continue;
+        }
+        uint64_t u = gap_code(s[i], b);
+        unsigned ka = rice_k(ma, TS_SHIFT), kb = rice_k(mb, TS_SHIFT);
+        bits += rice_cost(run, ka) + rice_cost(u, kb);
+        if (w) {
+            rice_put(w, run, ka);
+            rice_put(w, u, kb);
+        }
+        ma = rice_update(ma, run, TS_SHIFT);
+        mb = rice_update(mb, u, TS_SHIFT);
+        run = 0;
+    }
+    return bits;
+}
+
+/* Encodes the timestamps: fills h's time fields and writes the section (if any) at out. */
+static int ts_encode(const storage_point *pts, size_t n, hdr *h, uint8_t *out, size_t *len)
+{
+    *len = 0;
+    h->tgcd = 1;
+    h->span = 0;
+    h->tsmode = TS_REGULAR;
+    if (n == 1)
+        return 0;
+    uint64_t g = 0;
+    for (size_t i = 1; i < n; i++)
+        g = gcd64((uint64_t)pts[i].ts - (uint64_t)pts[i - 1].ts, g);
+    h->tgcd = g;
+    h->span = ((uint64_t)pts[n - 1].ts - (uint64_t)pts[0].ts) / g;
+    if (h->span == n - 1)
+        return 0;
+    uint64_t *s = malloc((n - 1) * sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    size_t nirr = 0;
+    for (size_t i = 1; i < n; i++)
+        s[i - 1] = ((uint64_t)pts[i].ts - (uint64_t)pts[i - 1].ts) / g;
+    uint64_t b = common_step(s, n - 1);
+    for (size_t i = 0; i < n - 1; i++)
+        nirr += s[i] != b;
+    unsigned mode = ts_code(s, n - 1, b, TS_GAPS, NULL) <= ts_code(s, n - 1, b, TS_DENSE, NULL)
+                        ? TS_GAPS
+                        : TS_DENSE;
+    uint8_t *p = put_varint(out, b);
+    if (mode == TS_GAPS)
+        p = put_varint(p, nirr);
+    bit_writer w = {p, 0, 0};
+    ts_code(s, n - 1, b, mode, &w);
+    *len = (size_t)(bit_flush(&w) - out);
+    h->tsmode = mode;
+    free(s);
+    return 0;
+}
+
+/* Runs of equal bytes (masks or flags): (length - 1) as a varint, then the byte. */
+static size_t runs_encode(const storage_point *pts, size_t n, int of_flags, uint8_t *out)
+{
+    uint8_t *p = out;
+    for (size_t i = 0; i < n;) {
+        uint8_t b = of_flags ? pts[i].flag : pts[i].mask;
+        size_t j = i + 1;
+        while (j < n && (of_flags ? pts[j].flag : pts[j].mask) == b)
+            j++;
+        p = put_varint(p, j - i - 1);
+        *p++ = b;
+        i = j;
+    }
+    return (size_t)(p - out);
+}
+
+/* ---- Header ------------------------------------------------------------------------------- */
+
+/* An AVG aggregate value: 2 * zigzag(q - ref) when it is exact at the column's scale, else
+ * 1 and the raw double. */
+static uint8_t *put_aggval(uint8_t *p, const val_params *vp, double v, int64_t ref)
+{
+    int64_t q;
+    if (val_to_q(vp, v, &q))
+        return put_varint(p, zigzag((int64_t)((uint64_t)q - (uint64_t)ref)) << 1);
+    p = put_varint(p, 1);
+    return put_f64(p, v);
+}
+
+static uint64_t ts_units(const hdr *h, int64_t ts)
+{
+    return ((uint64_t)ts - (uint64_t)h->info.first_ts) / h->tgcd;
+}
+
+static size_t header_write(const hdr *h, uint8_t *out)
+{
+    const chunk_info *in = &h->info;
+    uint8_t *p = out;
+    *p++ = CHUNK_VERSION;
+    p = put_varint(p, in->npoints);
+    p = put_varint(p, zigzag(in->first_ts));
+    if (in->npoints > 1) {
+        p = put_varint(p, h->tgcd);
+        p = put_varint(p, h->span);
+    }
+    *p++ = in->colmask;
+    *p++ = (uint8_t)(h->layout | h->tsmode << LAYOUT_TS_SHIFT);
+    if (!(h->layout & LAYOUT_FLAGS))
+        *p++ = h->flag;
+    if (h->tsmode != TS_REGULAR)
+        p = put_varint(p, h->ts_len);
+    if (h->layout & LAYOUT_MASKS)
+        p = put_varint(p, h->mask_len);
+    if (h->layout & LAYOUT_FLAGS)
+        p = put_varint(p, h->flag_len);
+    for (int c = 0; c < STORAGE_NCOLS; c++) {
+        if (!(in->colmask & (1u << c)))
+            continue;
+        const val_params *vp = &h->col[c];
+        *p++ = (uint8_t)(vp->pred << 5 | vp->d);
+        p = put_varint(p, vp->g);
+        p = put_varint(p, zigzag(vp->q0));
+        p = put_varint(p, vp->nexc);
+        p = put_varint(p, vp->stream_len);
+        p = put_varint(p, vp->exc_len);
+    }
+    if (in->colmask & 1u) {
+        const chunk_agg *a = &in->agg;
+        const val_params *vp = &h->col[STORAGE_COL_AVG];
+        if (h->layout & LAYOUT_MASKS) {
+            p = put_varint(p, a->count);
+            p = put_varint(p, ts_units(h, a->first_ts));
+            p = put_varint(p, ts_units(h, a->last_ts));
+        }
+        int64_t ref = 0;
+        p = put_aggval(p, vp, a->first, 0);
+        val_to_q(vp, a->first, &ref);
+        p = put_aggval(p, vp, a->last, ref);
+        p = put_aggval(p, vp, a->min, ref);
+        p = put_aggval(p, vp, a->max, ref);
+        p = put_varint(p, ts_units(h, a->min_ts));
+        p = put_varint(p, ts_units(h, a->max_ts));
+        p = put_f64(p, a->sum);
+        p = put_f64(p, a->sumsq);
+    }
+    return (size_t)(p - out);
+}
+
 /* ---- Encoding ------------------------------------------------------------------------------ */
+
+static int buf_reserve(chunk_buf *b, size_t more)
+{
+    if (b->cap - b->len >= more)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < more)
+        cap *= 2;
+    uint8_t *p = realloc(b->data, cap);
+    if (!p)
+        return -ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
 
 static int check_points(const storage_point *pts, size_t n, uint8_t *colmask)
 {
-    if (n == 0 || n > CHUNK_MAX_POINTS)
+    if (!pts || n == 0 || n > CHUNK_MAX_POINTS)
         return -EINVAL;
     uint8_t m = 0;
     for (size_t i = 0; i < n; i++) {
@@ -185,234 +408,467 @@ static int check_points(const storage_point *pts, size_t n, uint8_t *colmask)
 
 int chunk_encode(const storage_point *pts, size_t n, chunk_buf *out)
 {
-    uint8_t colmask;
-    int rc = check_points(pts, n, &colmask);
+    hdr h;
+    memset(&h, 0, sizeof h);
+    int rc = check_points(pts, n, &h.info.colmask);
     if (rc < 0)
         return rc;
-    chunk_agg a;
-    chunk_agg_compute(pts, n, &a);
-
-    /* Upper bound: header + ts + mask + flag + values. */
-    size_t bound = 128 + n * (10 + 1 + 1 + 8 * STORAGE_NCOLS);
-    rc = buf_reserve(out, bound);
-    if (rc < 0)
-        return rc;
-    int64_t t0 = pts[0].ts;
-    put_u8(out, CHUNK_VERSION);
-    put_varint(out, n);
-    put_varint(out, zigzag(t0));
-    put_varint(out, (uint64_t)pts[n - 1].ts - (uint64_t)t0);
-    put_u8(out, colmask);
-    put_varint(out, a.count);
-    if (a.count) {
-        put_f64(out, a.sum);
-        put_f64(out, a.sumsq);
-        put_f64(out, a.min);
-        put_f64(out, a.max);
-        put_f64(out, a.first);
-        put_f64(out, a.last);
-        put_varint(out, (uint64_t)a.min_ts - (uint64_t)t0);
-        put_varint(out, (uint64_t)a.max_ts - (uint64_t)t0);
-        put_varint(out, (uint64_t)a.first_ts - (uint64_t)t0);
-        put_varint(out, (uint64_t)a.last_ts - (uint64_t)t0);
-    }
-    for (size_t i = 1; i < n; i++)
-        put_varint(out, (uint64_t)pts[i].ts - (uint64_t)pts[i - 1].ts);
-
-    int uniform_mask = 1, uniform_flag = 1;
+    h.info.npoints = (uint32_t)n;
+    h.info.first_ts = pts[0].ts;
+    h.info.last_ts = pts[n - 1].ts;
+    chunk_agg_compute(pts, n, &h.info.agg);
+    h.flag = pts[0].flag;
     for (size_t i = 0; i < n; i++) {
-        uniform_mask &= pts[i].mask == colmask;
-        uniform_flag &= pts[i].flag == pts[0].flag;
+        if (pts[i].mask != h.info.colmask)
+            h.layout |= LAYOUT_MASKS;
+        if (pts[i].flag != h.flag)
+            h.layout |= LAYOUT_FLAGS;
     }
-    put_u8(out, uniform_mask ? 0 : 1);
-    if (!uniform_mask)
-        for (size_t i = 0; i < n; i++)
-            put_u8(out, pts[i].mask);
-    put_u8(out, uniform_flag ? 0 : 1);
-    if (uniform_flag)
-        put_u8(out, pts[0].flag);
-    else
-        for (size_t i = 0; i < n; i++)
-            put_u8(out, pts[i].flag);
+    size_t bound = HDR_MAX + 32 + n * 24 + 2 * n * 11;
     for (int c = 0; c < STORAGE_NCOLS; c++)
+        if (h.info.colmask & (1u << c))
+            bound += val_bound(n);
+    double *vals = malloc(n * sizeof *vals);
+    if (!vals || buf_reserve(out, bound) < 0) {
+        free(vals);
+        return -ENOMEM;
+    }
+    /* Sections go after room for the header; the header is written last, once their
+     * lengths are known, and the sections moved up against it. */
+    uint8_t *sec = out->data + out->len + HDR_MAX, *p = sec;
+    rc = ts_encode(pts, n, &h, p, &h.ts_len);
+    if (rc < 0)
+        goto fail;
+    p += h.ts_len;
+    if (h.layout & LAYOUT_MASKS) {
+        h.mask_len = runs_encode(pts, n, 0, p);
+        p += h.mask_len;
+    }
+    if (h.layout & LAYOUT_FLAGS) {
+        h.flag_len = runs_encode(pts, n, 1, p);
+        p += h.flag_len;
+    }
+    for (int c = 0; c < STORAGE_NCOLS; c++) {
+        if (!(h.info.colmask & (1u << c)))
+            continue;
+        size_t m = 0;
         for (size_t i = 0; i < n; i++)
             if (pts[i].mask & (1u << c))
-                put_f64(out, pts[i].v[c]);
+                vals[m++] = pts[i].v[c];
+        rc = val_encode(vals, m, p, &h.col[c]);
+        if (rc < 0)
+            goto fail;
+        p += h.col[c].stream_len + h.col[c].exc_len;
+    }
+    uint8_t head[HDR_MAX];
+    size_t hlen = header_write(&h, head);
+    uint8_t *dst = out->data + out->len;
+    memmove(dst + hlen, sec, (size_t)(p - sec));
+    memcpy(dst, head, hlen);
+    out->len += hlen + (size_t)(p - sec);
+    rc = 0;
+fail:
+    free(vals);
+    return rc;
+}
+
+/* ---- Decoding the header ------------------------------------------------------------------ */
+
+static int get_aggval(rd *r, const val_params *vp, int64_t ref, double *v, int64_t *q)
+{
+    uint64_t x = get_varint(r);
+    if (x == 1) {
+        *v = get_f64(r);
+        return 0;
+    }
+    if (x & 1)
+        return -1;
+    *q = (int64_t)((uint64_t)ref + (uint64_t)unzigzag(x >> 1));
+    return val_from_q(vp, *q, v);
+}
+
+static int64_t ts_at(const hdr *h, uint64_t units)
+{
+    return (int64_t)((uint64_t)h->info.first_ts + units * h->tgcd);
+}
+
+/* Reads the AVG aggregates; 0 or -1. */
+static int agg_read(rd *r, hdr *h)
+{
+    chunk_agg *a = &h->info.agg;
+    const val_params *vp = &h->col[STORAGE_COL_AVG];
+    uint64_t first_u = 0, last_u = h->span;
+    a->count = h->info.npoints;
+    if (h->layout & LAYOUT_MASKS) {
+        uint64_t count = get_varint(r);
+        first_u = get_varint(r);
+        last_u = get_varint(r);
+        if (count == 0 || count > h->info.npoints || first_u > last_u || last_u > h->span ||
+            (count == 1) != (first_u == last_u))
+            return -1;
+        a->count = (uint32_t)count;
+    }
+    int64_t ref = 0, q = 0;
+    if (get_aggval(r, vp, 0, &a->first, &ref) < 0 || get_aggval(r, vp, ref, &a->last, &q) < 0 ||
+        get_aggval(r, vp, ref, &a->min, &q) < 0 || get_aggval(r, vp, ref, &a->max, &q) < 0)
+        return -1;
+    uint64_t min_u = get_varint(r), max_u = get_varint(r);
+    if (min_u < first_u || min_u > last_u || max_u < first_u || max_u > last_u)
+        return -1;
+    a->sum = get_f64(r);
+    a->sumsq = get_f64(r);
+    a->first_ts = ts_at(h, first_u);
+    a->last_ts = ts_at(h, last_u);
+    a->min_ts = ts_at(h, min_u);
+    a->max_ts = ts_at(h, max_u);
+    return r->err ? -1 : 0;
+}
+
+static int col_read(rd *r, val_params *vp, uint32_t n)
+{
+    uint8_t b = get_u8(r);
+    vp->d = b & 31;
+    vp->pred = b >> 5;
+    vp->g = get_varint(r);
+    vp->q0 = unzigzag(get_varint(r));
+    uint64_t nexc = get_varint(r), slen = get_varint(r), elen = get_varint(r);
+    if (r->err || nexc > n || slen > SIZE_MAX / 4 || elen > SIZE_MAX / 4 ||
+        val_params_check(vp) != 0)
+        return -1;
+    vp->nexc = (uint32_t)nexc;
+    vp->stream_len = (size_t)slen;
+    vp->exc_len = (size_t)elen;
     return 0;
 }
 
-/* ---- Decoding ------------------------------------------------------------------------------ */
-
-/* Reads and checks the header; leaves r at the first byte after it. */
-static int read_header(rd *r, chunk_info *info)
+static int header_read(const void *data, size_t len, hdr *h)
 {
-    memset(info, 0, sizeof *info);
-    if (get_u8(r) != CHUNK_VERSION || r->err)
+    memset(h, 0, sizeof *h);
+    if (!data)
         return STORAGE_ECORRUPT;
-    uint64_t n = get_varint(r);
-    int64_t t0 = unzigzag(get_varint(r));
-    uint64_t span = get_varint(r);
-    uint8_t colmask = get_u8(r);
-    uint64_t count = get_varint(r);
-    if (r->err || n == 0 || n > CHUNK_MAX_POINTS || colmask == 0 || colmask >> STORAGE_NCOLS ||
-        count > n || (n == 1 && span != 0) ||
-        span > (uint64_t)INT64_MAX - (uint64_t)t0)
+    rd r = {data, (const uint8_t *)data + len, 0};
+    chunk_info *in = &h->info;
+    if (get_u8(&r) != CHUNK_VERSION)
         return STORAGE_ECORRUPT;
-    if (((colmask & 1u) != 0) != (count != 0))
-        return STORAGE_ECORRUPT;
-    info->npoints = (uint32_t)n;
-    info->first_ts = t0;
-    info->last_ts = (int64_t)((uint64_t)t0 + span);
-    info->colmask = colmask;
-    if (count) {
-        chunk_agg *a = &info->agg;
-        a->count = (uint32_t)count;
-        a->sum = get_f64(r);
-        a->sumsq = get_f64(r);
-        a->min = get_f64(r);
-        a->max = get_f64(r);
-        a->first = get_f64(r);
-        a->last = get_f64(r);
-        int64_t *tsv[4] = {&a->min_ts, &a->max_ts, &a->first_ts, &a->last_ts};
-        for (int i = 0; i < 4; i++) {
-            uint64_t d = get_varint(r);
-            if (d > span)
-                return STORAGE_ECORRUPT;
-            *tsv[i] = (int64_t)((uint64_t)t0 + d);
-        }
-        if (r->err)
-            return STORAGE_ECORRUPT;
+    uint64_t n = get_varint(&r);
+    in->first_ts = unzigzag(get_varint(&r));
+    h->tgcd = 1;
+    if (n > 1) {
+        h->tgcd = get_varint(&r);
+        h->span = get_varint(&r);
     }
+    uint64_t width;
+    if (r.err || n == 0 || n > CHUNK_MAX_POINTS || h->tgcd == 0 || h->span < n - 1 ||
+        __builtin_mul_overflow(h->span, h->tgcd, &width) ||
+        width > (uint64_t)INT64_MAX - (uint64_t)in->first_ts)
+        return STORAGE_ECORRUPT;
+    in->npoints = (uint32_t)n;
+    in->last_ts = ts_at(h, h->span);
+    in->colmask = get_u8(&r);
+    uint8_t layout = get_u8(&r);
+    h->layout = layout & 3u;
+    h->tsmode = layout >> LAYOUT_TS_SHIFT;
+    if (in->colmask == 0 || in->colmask >> STORAGE_NCOLS || h->tsmode > TS_DENSE ||
+        (h->tsmode == TS_REGULAR) != (h->span == n - 1) || (n == 1 && h->layout))
+        return STORAGE_ECORRUPT;
+    if (!(h->layout & LAYOUT_FLAGS))
+        h->flag = get_u8(&r);
+    uint64_t lens[3] = {0, 0, 0};
+    if (h->tsmode != TS_REGULAR)
+        lens[0] = get_varint(&r);
+    if (h->layout & LAYOUT_MASKS)
+        lens[1] = get_varint(&r);
+    if (h->layout & LAYOUT_FLAGS)
+        lens[2] = get_varint(&r);
+    uint64_t total = 0;
+    for (int i = 0; i < 3; i++)
+        total += lens[i] > len ? len + 1 : lens[i];
+    for (int c = 0; c < STORAGE_NCOLS; c++) {
+        if (!(in->colmask & (1u << c)))
+            continue;
+        if (col_read(&r, &h->col[c], in->npoints) < 0)
+            return STORAGE_ECORRUPT;
+        total += h->col[c].stream_len + h->col[c].exc_len;
+    }
+    if ((in->colmask & 1u) && agg_read(&r, h) < 0)
+        return STORAGE_ECORRUPT;
+    if (r.err || total != (uint64_t)(r.end - r.p))
+        return STORAGE_ECORRUPT;
+    h->ts_len = (size_t)lens[0];
+    h->mask_len = (size_t)lens[1];
+    h->flag_len = (size_t)lens[2];
+    h->body = r.p;
+    h->end = r.end;
     return 0;
 }
 
 int chunk_info_read(const void *data, size_t len, chunk_info *info)
 {
-    rd r = {data, (const uint8_t *)data + len, 0};
-    if (!data)
-        return STORAGE_ECORRUPT;
-    return read_header(&r, info);
+    hdr h;
+    int rc = header_read(data, len, &h);
+    *info = h.info;
+    return rc;
 }
 
-/* The body, decoded into the columns the caller wants. Either pts (every column) or the
- * column arrays (ts, v, flags for column col) are filled. */
-typedef struct sink {
-    storage_point *pts; /* whole points, or NULL */
-    int col;            /* with pts == NULL: the column wanted */
-    int64_t *ts;
-    double *v;
-    uint8_t *flags;
-} sink;
+/* ---- Decoding the body ------------------------------------------------------------------- */
 
-static int decode_body(const void *data, size_t len, sink *s, size_t cap, size_t *nout)
+/* A cursor over a run section (masks or flags). */
+typedef struct runs {
+    rd r;
+    uint64_t left;
+    uint8_t cur;
+} runs;
+
+static void runs_init(runs *u, const uint8_t *p, size_t len)
 {
-    chunk_info info;
-    rd r = {data, (const uint8_t *)data + len, 0};
-    if (!data)
-        return STORAGE_ECORRUPT;
-    int rc = read_header(&r, &info);
-    if (rc < 0)
-        return rc;
-    size_t n = info.npoints;
-    if (s->pts && cap < n)
-        return -ERANGE;
-    /* Every point costs at least one byte of timestamp delta, so a count the buffer cannot
-     * hold is rejected before any work. */
-    if ((size_t)(r.end - r.p) < n - 1)
-        return STORAGE_ECORRUPT;
-    int rc_out = STORAGE_ECORRUPT;
-    int64_t *ts = malloc(n * sizeof *ts);
-    uint8_t *mask = malloc(n);
-    uint8_t *flag = malloc(n);
-    if (!ts || !mask || !flag) {
-        rc_out = -ENOMEM;
-        goto fail;
-    }
-    ts[0] = info.first_ts;
-    for (size_t i = 1; i < n; i++) {
-        uint64_t d = get_varint(&r);
-        if (r.err || d == 0 || d > (uint64_t)info.last_ts - (uint64_t)ts[i - 1])
-            goto fail;
-        ts[i] = (int64_t)((uint64_t)ts[i - 1] + d);
-    }
-    if (ts[n - 1] != info.last_ts)
-        goto fail;
-    uint8_t mmode = get_u8(&r);
-    uint8_t seen = 0;
-    uint32_t navg = 0;
-    for (size_t i = 0; i < n; i++) {
-        mask[i] = mmode == 0 ? info.colmask : get_u8(&r);
-        if (mask[i] == 0 || (mask[i] & ~info.colmask))
-            goto fail;
-        seen |= mask[i];
-        navg += mask[i] & 1u;
-    }
-    if (r.err || mmode > 1 || seen != info.colmask || navg != info.agg.count)
-        goto fail;
-    uint8_t fmode = get_u8(&r);
-    if (fmode > 1)
-        goto fail;
-    if (fmode == 0)
-        memset(flag, get_u8(&r), n);
-    else
-        for (size_t i = 0; i < n; i++)
-            flag[i] = get_u8(&r);
-    if (r.err)
-        goto fail;
+    u->r = (rd){p, p + len, 0};
+    u->left = 0;
+    u->cur = 0;
+}
 
-    size_t k = 0;
-    for (int c = 0; c < STORAGE_NCOLS; c++) {
-        for (size_t i = 0; i < n; i++) {
-            if (!(mask[i] & (1u << c)))
-                continue;
-            double v = get_f64(&r);
-            if (s->pts)
-                s->pts[i].v[c] = v;
-            else if (c == s->col) {
-                if (k >= cap) {
-                    rc_out = -ERANGE;
-                    goto fail;
-                }
-                s->ts[k] = ts[i];
-                s->v[k] = v;
-                if (s->flags)
-                    s->flags[k] = flag[i];
-                k++;
+static inline uint8_t runs_next(runs *u)
+{
+    if (u->left == 0) {
+        u->left = get_varint(&u->r) + 1;
+        u->cur = get_u8(&u->r);
+        if (u->left == 0)
+            u->r.err = 1;
+    }
+    u->left--;
+    return u->cur;
+}
+
+/* 0 if the runs covered exactly the points and the section. */
+static int runs_done(const runs *u)
+{
+    return u->r.err || u->left || u->r.p != u->r.end ? -1 : 0;
+}
+
+/* Checks the mask section and counts the points of each column. */
+static int masks_scan(const hdr *h, const uint8_t *sec, uint32_t count[STORAGE_NCOLS])
+{
+    memset(count, 0, STORAGE_NCOLS * sizeof *count);
+    if (!(h->layout & LAYOUT_MASKS)) {
+        for (int c = 0; c < STORAGE_NCOLS; c++)
+            count[c] = h->info.colmask & (1u << c) ? h->info.npoints : 0;
+        return 0;
+    }
+    rd r = {sec, sec + h->mask_len, 0};
+    uint8_t seen = 0;
+    uint64_t done = 0;
+    while (done < h->info.npoints && !r.err) {
+        uint64_t len = get_varint(&r);
+        uint8_t m = get_u8(&r);
+        if (len >= h->info.npoints - done || m == 0 || (m & ~h->info.colmask))
+            return -1;
+        done += len + 1;
+        seen |= m;
+        for (int c = 0; c < STORAGE_NCOLS; c++)
+            if (m & (1u << c))
+                count[c] += (uint32_t)len + 1;
+    }
+    if (r.err || r.p != r.end || seen != h->info.colmask ||
+        ((seen & 1u) && count[STORAGE_COL_AVG] != h->info.agg.count))
+        return -1;
+    return 0;
+}
+
+/* Where decoded timestamps go: every point's, or (filter != NULL) only those of points
+ * whose mask has bit, at out[k * stride] for the k-th kept point. */
+typedef struct ts_sink {
+    char *out;
+    size_t stride;
+    runs *filter;
+    uint8_t bit;
+    size_t k;
+} ts_sink;
+
+static inline void ts_emit(ts_sink *s, int64_t ts)
+{
+    if (s->filter && !(runs_next(s->filter) & s->bit))
+        return;
+    memcpy(s->out + s->k * s->stride, &ts, sizeof ts);
+    s->k++;
+}
+
+static int ts_decode(const hdr *h, const uint8_t *sec, ts_sink *s)
+{
+    uint64_t n = h->info.npoints, span = h->span, cum = 0, steps = 0;
+    ts_emit(s, h->info.first_ts);
+    if (h->tsmode == TS_REGULAR) {
+        for (uint64_t i = 1; i < n; i++)
+            ts_emit(s, ts_at(h, i));
+        return 0;
+    }
+    rd r = {sec, sec + h->ts_len, 0};
+    uint64_t b = get_varint(&r), nirr = h->tsmode == TS_GAPS ? get_varint(&r) : 0;
+    if (r.err || b == 0 || b > span || nirr > n - 1)
+        return -1;
+    bit_reader br;
+    bit_reader_init(&br, r.p, (size_t)(r.end - r.p));
+    uint64_t ma = 4u << TS_SHIFT, mb = 4u << TS_SHIFT;
+    if (h->tsmode == TS_DENSE) {
+        for (; steps < n - 1; steps++) {
+            uint64_t u = rice_get(&br, rice_k(ma, TS_SHIFT));
+            ma = rice_update(ma, u, TS_SHIFT);
+            uint64_t st = b + (uint64_t)unzigzag(u);
+            if (st == 0 || st > span - cum)
+                return -1;
+            cum += st;
+            ts_emit(s, ts_at(h, cum));
+        }
+    } else {
+        for (uint64_t j = 0; j <= nirr; j++) {
+            uint64_t run = n - 1 - steps, st = 0;
+            if (j < nirr) {
+                run = rice_get(&br, rice_k(ma, TS_SHIFT));
+                uint64_t u = rice_get(&br, rice_k(mb, TS_SHIFT));
+                ma = rice_update(ma, run, TS_SHIFT);
+                mb = rice_update(mb, u, TS_SHIFT);
+                st = u + 1 + (u + 1 >= b);
+                if (run >= n - 1 - steps || st < u)
+                    return -1;
             }
+            for (uint64_t i = 0; i < run; i++) {
+                if (b > span - cum)
+                    return -1;
+                cum += b;
+                ts_emit(s, ts_at(h, cum));
+            }
+            steps += run;
+            if (j == nirr)
+                break;
+            if (st > span - cum)
+                return -1;
+            cum += st;
+            steps++;
+            ts_emit(s, ts_at(h, cum));
         }
     }
-    if (r.err || r.p != r.end)
-        goto fail;
-    if (s->pts) {
-        for (size_t i = 0; i < n; i++) {
-            s->pts[i].ts = ts[i];
-            s->pts[i].mask = mask[i];
-            s->pts[i].flag = flag[i];
-        }
-        k = n;
+    uint64_t left = (uint64_t)(br.end - br.p) * 8 + br.n - (br.phantom < br.n ? br.phantom : br.n);
+    if (cum != span || steps != n - 1 || bit_overrun(&br) || left >= 8)
+        return -1;
+    return 0;
+}
+
+/* The sections of a parsed chunk. */
+typedef struct sections {
+    const uint8_t *ts, *masks, *flags, *col[STORAGE_NCOLS];
+} sections;
+
+static void sections_find(const hdr *h, sections *s)
+{
+    const uint8_t *p = h->body;
+    s->ts = p;
+    p += h->ts_len;
+    s->masks = p;
+    p += h->mask_len;
+    s->flags = p;
+    p += h->flag_len;
+    for (int c = 0; c < STORAGE_NCOLS; c++) {
+        s->col[c] = p;
+        if (h->info.colmask & (1u << c))
+            p += h->col[c].stream_len + h->col[c].exc_len;
     }
-    *nout = k;
-    rc_out = 0;
-fail:
-    free(ts);
-    free(mask);
-    free(flag);
-    return rc_out;
+}
+
+/* Flags of the kept points (all, or those whose mask has bit). */
+static int flags_decode(const hdr *h, const sections *sc, uint8_t *out, size_t stride,
+                        int col)
+{
+    uint32_t n = h->info.npoints;
+    runs mk, fl;
+    runs_init(&mk, sc->masks, h->mask_len);
+    runs_init(&fl, sc->flags, h->flag_len);
+    int filter = col >= 0 && (h->layout & LAYOUT_MASKS);
+    size_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t f = h->layout & LAYOUT_FLAGS ? runs_next(&fl) : h->flag;
+        if (filter && !(runs_next(&mk) & (1u << col)))
+            continue;
+        out[k++ * stride] = f;
+    }
+    if ((h->layout & LAYOUT_FLAGS) && runs_done(&fl) < 0)
+        return -1;
+    return 0;
 }
 
 int chunk_decode(const void *data, size_t len, storage_point *pts, size_t cap, size_t *n)
 {
-    sink s = {.pts = pts};
-    return decode_body(data, len, &s, cap, n);
+    hdr h;
+    sections sc;
+    uint32_t count[STORAGE_NCOLS];
+    int rc = header_read(data, len, &h);
+    if (rc < 0)
+        return rc;
+    uint32_t np = h.info.npoints;
+    if (cap < np)
+        return -ERANGE;
+    sections_find(&h, &sc);
+    if (masks_scan(&h, sc.masks, count) < 0)
+        return STORAGE_ECORRUPT;
+    ts_sink ts = {(char *)&pts[0].ts, sizeof *pts, NULL, 0, 0};
+    if (ts_decode(&h, sc.ts, &ts) < 0)
+        return STORAGE_ECORRUPT;
+    runs mk;
+    runs_init(&mk, sc.masks, h.mask_len);
+    for (uint32_t i = 0; i < np; i++)
+        pts[i].mask = h.layout & LAYOUT_MASKS ? runs_next(&mk) : h.info.colmask;
+    if (flags_decode(&h, &sc, &pts[0].flag, sizeof *pts, -1) < 0)
+        return STORAGE_ECORRUPT;
+    for (int c = 0; c < STORAGE_NCOLS; c++) {
+        if (!count[c]) {
+            for (uint32_t i = 0; i < np; i++)
+                pts[i].v[c] = 0;
+            continue;
+        }
+        /* Decode the column packed at the front, then spread it out from the back: the
+         * k-th value moves to a point at index >= k, so nothing unread is overwritten. */
+        if (val_decode(&h.col[c], sc.col[c], sc.col[c] + h.col[c].stream_len, count[c],
+                       &pts[0].v[c], sizeof *pts) < 0)
+            return STORAGE_ECORRUPT;
+        if (count[c] == np)
+            continue;
+        size_t k = count[c];
+        for (uint32_t i = np; i-- > 0;)
+            pts[i].v[c] = pts[i].mask & (1u << c) ? pts[--k].v[c] : 0;
+    }
+    *n = np;
+    return 0;
 }
 
 int chunk_decode_col(const void *data, size_t len, int col, int64_t *ts, double *v,
                      uint8_t *flags, size_t cap, size_t *n)
 {
+    hdr h;
+    sections sc;
+    uint32_t count[STORAGE_NCOLS];
     if (col < 0 || col >= STORAGE_NCOLS)
         return -EINVAL;
-    sink s = {.pts = NULL, .col = col, .ts = ts, .v = v, .flags = flags};
-    return decode_body(data, len, &s, cap, n);
+    int rc = header_read(data, len, &h);
+    if (rc < 0)
+        return rc;
+    sections_find(&h, &sc);
+    if (masks_scan(&h, sc.masks, count) < 0)
+        return STORAGE_ECORRUPT;
+    *n = 0;
+    if (count[col] == 0)
+        return 0;
+    if (cap < count[col])
+        return -ERANGE;
+    runs mk;
+    runs_init(&mk, sc.masks, h.mask_len);
+    ts_sink sink = {(char *)ts, sizeof *ts, h.layout & LAYOUT_MASKS ? &mk : NULL,
+                    (uint8_t)(1u << col), 0};
+    if (ts_decode(&h, sc.ts, &sink) < 0)
+        return STORAGE_ECORRUPT;
+    if (flags && flags_decode(&h, &sc, flags, 1, col) < 0)
+        return STORAGE_ECORRUPT;
+    if (val_decode(&h.col[col], sc.col[col], sc.col[col] + h.col[col].stream_len, count[col],
+                   v, sizeof *v) < 0)
+        return STORAGE_ECORRUPT;
+    *n = count[col];
+    return 0;
 }
 
 void chunk_buf_free(chunk_buf *b)

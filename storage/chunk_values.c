@@ -1,0 +1,507 @@
+/* chunk_values.c: one value column of a chunk (chunk_values.h), the part of the chunk codec
+ * that decides its size and its decoding speed.
+ *
+ * CEMS readings are decimals with a few digits, so each column picks a decimal scale d and a
+ * common factor g (Beijing CO comes in hundreds) with which value == (double)(q * g) / 10^d
+ * holds bit for bit for an integer q. The integers go through a predictor chosen per column
+ * (previous value plus a quarter-step fraction of the last slope), and the zigzagged
+ * residuals through an adaptive Rice code whose parameter follows a running mean, with a
+ * run mode for stretches of zero residuals (rain, flat readings). The encoder tries the
+ * plausible scales and every predictor and keeps the smallest. A value no choice expresses
+ * (NaN, -0.0, a 15-decimal mean among 1-decimal readings) is an exception: its stream slot
+ * carries a nearby integer so the prediction stays smooth, and a side list holds either a
+ * correction at a finer scale or the raw bits, so nothing is ever rounded.
+ */
+#include "chunk_values.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bitio.h"
+#include "storage.h"
+
+#define VAL_SHIFT 3            /* running mean of residuals, scaled by 2^3 */
+#define VAL_M0 (4u << VAL_SHIFT)
+#define RUN_SHIFT 2            /* running mean of zero-run lengths */
+#define RUN_M0 (4u << RUN_SHIFT)
+#define RUN_T (1u << VAL_SHIFT) /* mean residual below 1: code zero runs */
+#define EXACT (1ll << 53)      /* integers up to this convert to double exactly */
+
+static const double p10[VAL_DMAX + 1] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+static int same_bits(double a, double b)
+{
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+static uint64_t zz(int64_t x)
+{
+    return ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
+}
+
+static int64_t unzz(uint64_t u)
+{
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+
+/* The predictor: prev + (prev - prev2) * p / 4, in wrapping arithmetic so that damaged
+ * input cannot overflow a signed integer. */
+static inline int64_t predict(int64_t prev, int64_t prev2, unsigned p)
+{
+    int64_t slope = (int64_t)(((uint64_t)prev - (uint64_t)prev2) * p);
+    return (int64_t)((uint64_t)prev + (uint64_t)(slope >> 2));
+}
+
+/* i with v == (double)i / 10^d bit for bit and |i| <= 2^53, if there is one. */
+static int exact_at(double v, unsigned d, int64_t *i)
+{
+    double x = v * p10[d];
+    if (!(fabs(x) <= (double)EXACT))
+        return 0;
+    int64_t n = llrint(x);
+    if (!same_bits((double)n / p10[d], v))
+        return 0;
+    *i = n;
+    return 1;
+}
+
+/* The smallest scale that expresses v exactly, or -1. */
+static int min_scale(double v)
+{
+    int64_t i;
+    for (unsigned d = 0; d <= VAL_DMAX; d++)
+        if (exact_at(v, d, &i))
+            return (int)d;
+    return -1;
+}
+
+int val_to_q(const val_params *vp, double v, int64_t *q)
+{
+    int64_t i;
+    if (!exact_at(v, vp->d, &i) || i % (int64_t)vp->g != 0)
+        return 0;
+    *q = i / (int64_t)vp->g;
+    return 1;
+}
+
+int val_from_q(const val_params *vp, int64_t q, double *v)
+{
+    int64_t lim = EXACT / (int64_t)vp->g;
+    if (q < -lim || q > lim)
+        return -1;
+    *v = (double)(q * (int64_t)vp->g) / p10[vp->d];
+    return 0;
+}
+
+int val_params_check(const val_params *vp)
+{
+    if (vp->d > VAL_DMAX || vp->pred >= VAL_PREDS || vp->g == 0 || vp->g > (uint64_t)EXACT)
+        return -1;
+    int64_t lim = EXACT / (int64_t)vp->g;
+    return vp->q0 < -lim || vp->q0 > lim ? -1 : 0;
+}
+
+size_t val_bound(size_t m)
+{
+    /* Stream: at most RICE_QMAX + 6 + 64 bits a value, plus a zero-run code per value.
+     * Exceptions: gap, kind and 8 bytes (or a varint of at most 10). */
+    return m * (2 * (RICE_QMAX + 6 + 64) / 8 + 2) + m * 21 + 16;
+}
+
+/* ---- Encoding ---------------------------------------------------------------------- */
+
+/* Codes q[1..m-1] with predictor p into w, or (w == NULL) only counts the bits. */
+static uint64_t code_stream(const int64_t *q, size_t m, unsigned p, bit_writer *w)
+{
+    uint64_t bits = 0, ms = VAL_M0, rm = RUN_M0;
+    int64_t prev = q[0], prev2 = q[0];
+    size_t k = 1;
+    while (k < m) {
+        int64_t res = (int64_t)((uint64_t)q[k] - (uint64_t)predict(prev, prev2, p));
+        if (ms < RUN_T) {
+            uint64_t run = 0;
+            while (res == 0) {
+                run++;
+                prev2 = prev;
+                prev = q[k++];
+                if (k == m)
+                    break;
+                res = (int64_t)((uint64_t)q[k] - (uint64_t)predict(prev, prev2, p));
+            }
+            unsigned rk = rice_k(rm, RUN_SHIFT);
+            if (w)
+                rice_put(w, run, rk);
+            bits += rice_cost(run, rk);
+            rm = rice_update(rm, run, RUN_SHIFT);
+            if (k == m)
+                break;
+            uint64_t u = zz(res);
+            if (w)
+                rice_put(w, u - 1, 0);
+            bits += rice_cost(u - 1, 0);
+            ms = rice_update(ms, u, VAL_SHIFT);
+        } else {
+            uint64_t u = zz(res);
+            unsigned kk = rice_k(ms, VAL_SHIFT);
+            if (w)
+                rice_put(w, u, kk);
+            bits += rice_cost(u, kk);
+            ms = rice_update(ms, u, VAL_SHIFT);
+        }
+        prev2 = prev;
+        prev = q[k++];
+    }
+    return bits;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static unsigned varint_len(uint64_t v)
+{
+    unsigned n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* The exception of v at scale (d, g) whose stream slot holds q: a kind e and a correction
+ * r with v == (double)(q * g * 10^e + r) / 10^(d + e), or VAL_EXC_RAW. */
+static unsigned exc_kind(double v, const val_params *vp, int64_t q, int64_t *r)
+{
+    for (unsigned e = 0; e <= 18 && vp->d + e <= VAL_DMAX; e++) {
+        int64_t i, base;
+        if (!exact_at(v, vp->d + e, &i))
+            continue;
+        if (__builtin_mul_overflow(q, (int64_t)vp->g, &base) ||
+            __builtin_mul_overflow(base, (int64_t)p10[e], &base) ||
+            __builtin_sub_overflow(i, base, r))
+            return VAL_EXC_RAW;
+        return e;
+    }
+    return VAL_EXC_RAW;
+}
+
+/* Scratch for one trial: the stream integers and which values are exceptions. */
+typedef struct trial {
+    int64_t *q;
+    uint8_t *exc;
+    uint32_t nexc;
+    uint64_t exc_bytes;
+    uint64_t bits;
+    unsigned pred;
+} trial;
+
+/* Fills t for scale (d, g) and picks the best predictor. */
+static void try_scale(const double *v, size_t m, const val_params *vp, trial *t)
+{
+    int64_t lim = EXACT / (int64_t)vp->g, last = 0;
+    size_t prev_exc = 0;
+    t->nexc = 0;
+    t->exc_bytes = 0;
+    for (size_t k = 0; k < m; k++) {
+        int64_t q;
+        if (val_to_q(vp, v[k], &q)) {
+            t->q[k] = last = q;
+            t->exc[k] = 0;
+            continue;
+        }
+        /* A nearby integer keeps the prediction smooth; NaN and the like repeat the last. */
+        double x = v[k] * p10[vp->d] / (double)vp->g;
+        q = fabs(x) < (double)lim ? llrint(x) : last;
+        t->q[k] = last = q;
+        t->exc[k] = 1;
+        int64_t r = 0;
+        unsigned kind = exc_kind(v[k], vp, q, &r);
+        t->exc_bytes += varint_len(k - prev_exc) + 1 +
+                        (kind == VAL_EXC_RAW ? 8 : varint_len(zz(r)));
+        prev_exc = k;
+        t->nexc++;
+    }
+    t->bits = UINT64_MAX;
+    for (unsigned p = 0; p < VAL_PREDS; p++) {
+        uint64_t b = code_stream(t->q, m, p, NULL);
+        if (b < t->bits) {
+            t->bits = b;
+            t->pred = p;
+        }
+    }
+}
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* The common factor at scale d: the gcd of the values that fit, or a round factor most of
+ * them share when a few odd values would otherwise spoil it. */
+static uint64_t pick_factor(const double *v, size_t m, unsigned d)
+{
+    static const uint64_t cands[] = {10, 100, 1000, 2, 5, 20, 50};
+    uint64_t g = 0, cover[sizeof cands / sizeof cands[0]] = {0}, fit = 0;
+    for (size_t k = 0; k < m; k++) {
+        int64_t i;
+        if (!exact_at(v[k], d, &i))
+            continue;
+        uint64_t a = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+        g = gcd64(a, g);
+        fit++;
+        for (size_t c = 0; c < sizeof cands / sizeof cands[0]; c++)
+            cover[c] += a % cands[c] == 0;
+    }
+    if (g > 1)
+        return g;
+    double best = 0;
+    uint64_t pick = 1;
+    for (size_t c = 0; c < sizeof cands / sizeof cands[0]; c++) {
+        double gain = (double)fit * log2((double)cands[c]) - (double)(fit - cover[c]) * 32;
+        if (gain > best) {
+            best = gain;
+            pick = cands[c];
+        }
+    }
+    return pick;
+}
+
+static void write_exceptions(const double *v, size_t m, const val_params *vp, const trial *t,
+                             uint8_t *out)
+{
+    size_t prev = 0;
+    for (size_t k = 0; k < m; k++) {
+        if (!t->exc[k])
+            continue;
+        int64_t r = 0;
+        unsigned kind = exc_kind(v[k], vp, t->q[k], &r);
+        out = put_varint(out, k - prev);
+        prev = k;
+        *out++ = (uint8_t)kind;
+        if (kind == VAL_EXC_RAW) {
+            uint64_t u;
+            memcpy(&u, &v[k], 8);
+            for (int b = 0; b < 8; b++)
+                *out++ = (uint8_t)(u >> (8 * b));
+        } else {
+            out = put_varint(out, zz(r));
+        }
+    }
+}
+
+int val_encode(const double *v, size_t m, uint8_t *out, val_params *vp)
+{
+    trial t[2];
+    memset(t, 0, sizeof t);
+    int rc = -ENOMEM;
+    for (int i = 0; i < 2; i++) {
+        t[i].q = malloc(m * sizeof *t[i].q);
+        t[i].exc = malloc(m);
+        if (!t[i].q || !t[i].exc)
+            goto fail;
+    }
+    /* Candidate scales: the cheapest by a rough cost (3.3 bits a value per decimal, 32
+     * bits an exception) and the smallest that needs no exception; both are tried. */
+    size_t hist[VAL_DMAX + 1] = {0};
+    for (size_t k = 0; k < m; k++) {
+        int d = min_scale(v[k]);
+        if (d >= 0)
+            hist[d]++;
+    }
+    size_t fit = 0;
+    int rough = 0, full = -1;
+    double best = INFINITY;
+    for (int d = 0; d <= VAL_DMAX; d++) {
+        fit += hist[d];
+        double cost = 3.3 * d * (double)m + 32.0 * (double)(m - fit);
+        if (cost < best) {
+            best = cost;
+            rough = d;
+        }
+        if (fit == m && full < 0)
+            full = d;
+    }
+    val_params cand[2];
+    int ncand = full >= 0 && full != rough ? 2 : 1;
+    int dd[2] = {rough, full};
+    int pick = 0;
+    for (int i = 0; i < ncand; i++) {
+        memset(&cand[i], 0, sizeof cand[i]);
+        cand[i].d = (uint8_t)dd[i];
+        cand[i].g = pick_factor(v, m, (unsigned)dd[i]);
+        try_scale(v, m, &cand[i], &t[i]);
+        if (i > 0 && t[i].bits + 8 * t[i].exc_bytes < t[pick].bits + 8 * t[pick].exc_bytes)
+            pick = i;
+    }
+    *vp = cand[pick];
+    vp->pred = (uint8_t)t[pick].pred;
+    vp->q0 = t[pick].q[0];
+    vp->nexc = t[pick].nexc;
+    bit_writer w = {out, 0, 0};
+    code_stream(t[pick].q, m, vp->pred, &w);
+    vp->stream_len = (size_t)(bit_flush(&w) - out);
+    vp->exc_len = t[pick].exc_bytes;
+    write_exceptions(v, m, vp, &t[pick], out + vp->stream_len);
+    rc = 0;
+fail:
+    for (int i = 0; i < 2; i++) {
+        free(t[i].q);
+        free(t[i].exc);
+    }
+    return rc;
+}
+
+/* ---- Decoding ---------------------------------------------------------------------- */
+
+/* The cursor over an exception list. */
+typedef struct exc_cursor {
+    const uint8_t *p, *end;
+    uint32_t left;
+    size_t next; /* position of the next exception, SIZE_MAX when none */
+    int err;
+} exc_cursor;
+
+static uint64_t get_varint(exc_cursor *c)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (c->p >= c->end)
+            break;
+        uint8_t b = *c->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+    c->err = 1;
+    return 0;
+}
+
+/* Reads the position of the next exception after the one at from (SIZE_MAX: the first). */
+static void exc_advance(exc_cursor *c, size_t from, size_t m)
+{
+    c->next = SIZE_MAX;
+    if (c->left == 0)
+        return;
+    c->left--;
+    uint64_t gap = get_varint(c);
+    size_t base = from == SIZE_MAX ? 0 : from;
+    if ((from != SIZE_MAX && gap == 0) || gap >= m - base) {
+        c->err = 1;
+        return;
+    }
+    c->next = base + (size_t)gap;
+}
+
+/* The value of the exception at the cursor, whose stream slot holds q. */
+static double exc_value(exc_cursor *c, const val_params *vp, int64_t q)
+{
+    if (c->p >= c->end) {
+        c->err = 1;
+        return 0;
+    }
+    unsigned kind = *c->p++;
+    if (kind == VAL_EXC_RAW) {
+        if (c->end - c->p < 8) {
+            c->err = 1;
+            return 0;
+        }
+        uint64_t u = 0;
+        for (int b = 0; b < 8; b++)
+            u |= (uint64_t)c->p[b] << (8 * b);
+        c->p += 8;
+        double v;
+        memcpy(&v, &u, 8);
+        return v;
+    }
+    int64_t r = unzz(get_varint(c)), i;
+    if (kind > 18 || kind + vp->d > VAL_DMAX || __builtin_mul_overflow(q, (int64_t)vp->g, &i) ||
+        __builtin_mul_overflow(i, (int64_t)p10[kind], &i) || __builtin_add_overflow(i, r, &i) ||
+        i < -EXACT || i > EXACT) {
+        c->err = 1;
+        return 0;
+    }
+    return (double)i / p10[vp->d + kind];
+}
+
+/* Stores value k: the scaled integer, or the exception the list holds for this slot. */
+#define EMIT(k, q)                                                                         \
+    do {                                                                                   \
+        bad |= (uint64_t)(q) + (uint64_t)lim > 2 * (uint64_t)lim;                          \
+        double *dst_ = (double *)(o + (k) * stride_bytes);                                 \
+        if ((k) == c.next) {                                                               \
+            *dst_ = exc_value(&c, vp, (q));                                                \
+            exc_advance(&c, (k), m);                                                       \
+        } else {                                                                           \
+            *dst_ = (double)(int64_t)((uint64_t)(q) * (uint64_t)g) / scale;                \
+        }                                                                                  \
+    } while (0)
+
+int val_decode(const val_params *vp, const uint8_t *stream, const uint8_t *exc, size_t m,
+               double *out, size_t stride_bytes)
+{
+    if (val_params_check(vp) != 0 || m == 0)
+        return STORAGE_ECORRUPT;
+    bit_reader r;
+    bit_reader_init(&r, stream, vp->stream_len);
+    exc_cursor c = {exc, exc + vp->exc_len, vp->nexc, SIZE_MAX, 0};
+    exc_advance(&c, SIZE_MAX, m);
+    const int64_t g = (int64_t)vp->g, lim = EXACT / g;
+    const double scale = p10[vp->d];
+    const unsigned p = vp->pred;
+    char *o = (char *)out;
+    uint64_t bad = 0, ms = VAL_M0, rm = RUN_M0;
+    int64_t prev = vp->q0, prev2 = vp->q0, q;
+    EMIT(0, prev);
+    size_t k = 1;
+    while (k < m) {
+        if (ms < RUN_T) {
+            uint64_t run = rice_get(&r, rice_k(rm, RUN_SHIFT));
+            rm = rice_update(rm, run, RUN_SHIFT);
+            if (run > m - k)
+                return STORAGE_ECORRUPT;
+            for (size_t end = k + (size_t)run; k < end; k++) {
+                q = predict(prev, prev2, p);
+                EMIT(k, q);
+                prev2 = prev;
+                prev = q;
+            }
+            if (k == m)
+                break;
+            uint64_t u = rice_get(&r, 0) + 1;
+            bad |= u == 0;
+            ms = rice_update(ms, u, VAL_SHIFT);
+            q = (int64_t)((uint64_t)predict(prev, prev2, p) + (uint64_t)unzz(u));
+        } else {
+            uint64_t u = rice_get(&r, rice_k(ms, VAL_SHIFT));
+            ms = rice_update(ms, u, VAL_SHIFT);
+            q = (int64_t)((uint64_t)predict(prev, prev2, p) + (uint64_t)unzz(u));
+        }
+        EMIT(k, q);
+        prev2 = prev;
+        prev = q;
+        k++;
+    }
+    /* Every bit and byte accounted for: no overrun, at most the zero padding of the last
+     * byte left over, every exception used. */
+    uint64_t left_bits = (uint64_t)(r.end - r.p) * 8 + r.n - (r.phantom < r.n ? r.phantom : r.n);
+    if (bad || bit_overrun(&r) || left_bits >= 8 || c.err || c.left || c.next != SIZE_MAX ||
+        c.p != c.end)
+        return STORAGE_ECORRUPT;
+    return 0;
+}
