@@ -168,6 +168,9 @@ typedef struct hdr {
     uint8_t flag;            /* the flag of every point, unless flags vary */
     size_t ts_len, mask_len, flag_len;
     val_params col[STORAGE_NCOLS];
+    int sum_int, sumsq_int;  /* the sums have an integer form (encoder only) */
+    int64_t qsum;            /* sum of the AVG integers */
+    uint64_t qsumsq;         /* sum of their squares */
     const uint8_t *body;     /* the first section */
     const uint8_t *end;
 } hdr;
@@ -314,6 +317,47 @@ static uint8_t *put_aggval(uint8_t *p, const val_params *vp, double v, int64_t r
     return put_f64(p, v);
 }
 
+static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                               1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                               1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The double that the integer form of a sum stands for: (double)(x * f) / 10^e, or -1 if
+ * that is not exact (the product beyond 2^53, or 10^e beyond 10^22). */
+static int sum_approx(uint64_t mag, int neg, uint64_t f, unsigned e, double *out)
+{
+    uint64_t x;
+    if (e > 22 || __builtin_mul_overflow(mag, f, &x) || x > (1ull << 53))
+        return -1;
+    *out = (neg ? -(double)x : (double)x) / p10[e];
+    return 0;
+}
+
+static int64_t bits_diff(double a, double b)
+{
+    uint64_t ua, ub;
+    memcpy(&ua, &a, 8);
+    memcpy(&ub, &b, 8);
+    return (int64_t)(ua - ub);
+}
+
+/* A sum in the header: 2 * x (x its integer form: zigzag of the sum of the column's
+ * integers, or the sum of their squares) and the distance in bit patterns from that
+ * form's double to the actual sum; or 1 and the raw double. */
+static uint8_t *put_sum(uint8_t *p, double sum, int ok, uint64_t x, uint64_t mag, int neg,
+                        uint64_t f, unsigned e)
+{
+    double approx;
+    if (ok && x < (1ull << 62) && sum_approx(mag, neg, f, e, &approx) == 0) {
+        int64_t diff = bits_diff(sum, approx);
+        if (diff > -(1ll << 40) && diff < (1ll << 40)) {
+            p = put_varint(p, x << 1);
+            return put_varint(p, zigzag(diff));
+        }
+    }
+    p = put_varint(p, 1);
+    return put_f64(p, sum);
+}
+
 static uint64_t ts_units(const hdr *h, int64_t ts)
 {
     return ((uint64_t)ts - (uint64_t)h->info.first_ts) / h->tgcd;
@@ -367,8 +411,10 @@ static size_t header_write(const hdr *h, uint8_t *out)
         p = put_aggval(p, vp, a->max, ref);
         p = put_varint(p, ts_units(h, a->min_ts));
         p = put_varint(p, ts_units(h, a->max_ts));
-        p = put_f64(p, a->sum);
-        p = put_f64(p, a->sumsq);
+        uint64_t mag = h->qsum < 0 ? (uint64_t)0 - (uint64_t)h->qsum : (uint64_t)h->qsum;
+        p = put_sum(p, a->sum, h->sum_int, zigzag(h->qsum), mag, h->qsum < 0, vp->g, vp->d);
+        p = put_sum(p, a->sumsq, h->sumsq_int && vp->g <= UINT32_MAX, h->qsumsq, h->qsumsq, 0,
+                    vp->g * vp->g, 2u * vp->d);
     }
     return (size_t)(p - out);
 }
@@ -404,6 +450,30 @@ static int check_points(const storage_point *pts, size_t n, uint8_t *colmask)
     }
     *colmask = m;
     return 0;
+}
+
+/* The AVG column's integer sums, for the header's compact form of sum and sumsq. */
+static void int_sums(const storage_point *pts, size_t n, hdr *h)
+{
+    const val_params *vp = &h->col[STORAGE_COL_AVG];
+    int64_t s = 0;
+    uint64_t ss = 0;
+    h->sum_int = h->sumsq_int = 1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t q, q2;
+        if (!(pts[i].mask & 1u))
+            continue;
+        if (!val_to_q(vp, pts[i].v[STORAGE_COL_AVG], &q)) {
+            h->sum_int = h->sumsq_int = 0;
+            return;
+        }
+        if (__builtin_add_overflow(s, q, &s))
+            h->sum_int = 0;
+        if (__builtin_mul_overflow(q, q, &q2) || __builtin_add_overflow(ss, (uint64_t)q2, &ss))
+            h->sumsq_int = 0;
+    }
+    h->qsum = s;
+    h->qsumsq = ss;
 }
 
 int chunk_encode(const storage_point *pts, size_t n, chunk_buf *out)
@@ -460,6 +530,8 @@ int chunk_encode(const storage_point *pts, size_t n, chunk_buf *out)
             goto fail;
         p += h.col[c].stream_len + h.col[c].exc_len;
     }
+    if (h.info.colmask & 1u)
+        int_sums(pts, n, &h);
     uint8_t head[HDR_MAX];
     size_t hlen = header_write(&h, head);
     uint8_t *dst = out->data + out->len;
@@ -492,6 +564,33 @@ static int64_t ts_at(const hdr *h, uint64_t units)
     return (int64_t)((uint64_t)h->info.first_ts + units * h->tgcd);
 }
 
+/* Reads a sum written by put_sum; squares: the sum of squares. 0 or -1. */
+static int get_sum(rd *r, const val_params *vp, int squares, double *out)
+{
+    uint64_t x = get_varint(r);
+    if (x == 1) {
+        *out = get_f64(r);
+        return 0;
+    }
+    if (x & 1)
+        return -1;
+    x >>= 1;
+    double approx;
+    int bad = squares ? vp->g > UINT32_MAX ||
+                            sum_approx(x, 0, vp->g * vp->g, 2u * vp->d, &approx) < 0
+                      : sum_approx(unzigzag(x) < 0 ? (uint64_t)0 - (uint64_t)unzigzag(x)
+                                                   : (uint64_t)unzigzag(x),
+                                   unzigzag(x) < 0, vp->g, vp->d, &approx) < 0;
+    int64_t diff = unzigzag(get_varint(r));
+    if (bad || r->err)
+        return -1;
+    uint64_t u;
+    memcpy(&u, &approx, 8);
+    u += (uint64_t)diff;
+    memcpy(out, &u, 8);
+    return 0;
+}
+
 /* Reads the AVG aggregates; 0 or -1. */
 static int agg_read(rd *r, hdr *h)
 {
@@ -515,8 +614,8 @@ static int agg_read(rd *r, hdr *h)
     uint64_t min_u = get_varint(r), max_u = get_varint(r);
     if (min_u < first_u || min_u > last_u || max_u < first_u || max_u > last_u)
         return -1;
-    a->sum = get_f64(r);
-    a->sumsq = get_f64(r);
+    if (get_sum(r, vp, 0, &a->sum) < 0 || get_sum(r, vp, 1, &a->sumsq) < 0)
+        return -1;
     a->first_ts = ts_at(h, first_u);
     a->last_ts = ts_at(h, last_u);
     a->min_ts = ts_at(h, min_u);

@@ -28,6 +28,10 @@
 #define RUN_M0 (4u << RUN_SHIFT)
 #define RUN_T (1u << VAL_SHIFT) /* mean residual below 1: code zero runs */
 #define EXACT (1ll << 53)      /* integers up to this convert to double exactly */
+#define EXC_SHIFT 2            /* running means of exception gaps and corrections */
+#define EXC_G0 (16u << EXC_SHIFT)
+#define EXC_R0 (64u << EXC_SHIFT)
+#define EXC_CODE_RAW 31
 
 static const double p10[VAL_DMAX + 1] = {
     1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
@@ -110,7 +114,7 @@ size_t val_bound(size_t m)
 {
     /* Stream: at most RICE_QMAX + 6 + 64 bits a value, plus a zero-run code per value.
      * Exceptions: gap, kind and 8 bytes (or a varint of at most 10). */
-    return m * (2 * (RICE_QMAX + 6 + 64) / 8 + 2) + m * 21 + 16;
+    return m * (2 * (RICE_QMAX + 6 + 64) / 8 + 2) + m * 26 + 16;
 }
 
 /* ---- Encoding ---------------------------------------------------------------------- */
@@ -159,26 +163,6 @@ static uint64_t code_stream(const int64_t *q, size_t m, unsigned p, bit_writer *
     return bits;
 }
 
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-static unsigned varint_len(uint64_t v)
-{
-    unsigned n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 /* The exception of v at scale (d, g) whose stream slot holds q: a kind e and a correction
  * r with v == (double)(q * g * 10^e + r) / 10^(d + e), or VAL_EXC_RAW. */
 static unsigned exc_kind(double v, const val_params *vp, int64_t q, int64_t *r)
@@ -201,18 +185,63 @@ typedef struct trial {
     int64_t *q;
     uint8_t *exc;
     uint32_t nexc;
-    uint64_t exc_bytes;
+    uint64_t exc_bits;
     uint64_t bits;
     unsigned pred;
 } trial;
+
+/* Codes the exception list of a trial into w, or (w == NULL) counts its bits. Per
+ * exception: the gap since the previous one (Rice, adaptive), its kind (one bit when it
+ * repeats the previous kind, else a zero bit and 5 bits: e, or 31 for raw), then the
+ * correction r (zigzag, Rice, adaptive) or the 64 raw bits. */
+static uint64_t exc_code(const double *v, size_t m, const val_params *vp, const trial *t,
+                         bit_writer *w)
+{
+    uint64_t bits = 0, mg = EXC_G0, mr = EXC_R0;
+    unsigned last = 0;
+    size_t prev = SIZE_MAX;
+    for (size_t k = 0; k < m; k++) {
+        if (!t->exc[k])
+            continue;
+        uint64_t gap = prev == SIZE_MAX ? k : k - prev - 1;
+        unsigned kg = rice_k(mg, EXC_SHIFT);
+        bits += rice_cost(gap, kg);
+        if (w)
+            rice_put(w, gap, kg);
+        mg = rice_update(mg, gap, EXC_SHIFT);
+        prev = k;
+        int64_t r = 0;
+        unsigned kind = exc_kind(v[k], vp, t->q[k], &r);
+        unsigned code = kind == VAL_EXC_RAW ? EXC_CODE_RAW : kind;
+        bits += code == last ? 1 : 6;
+        if (w)
+            bit_put(w, code == last ? 1 : (uint64_t)code << 1, code == last ? 1 : 6);
+        last = code;
+        if (kind == VAL_EXC_RAW) {
+            uint64_t u;
+            memcpy(&u, &v[k], 8);
+            bits += 64;
+            if (w) {
+                bit_put(w, u, 32);
+                bit_put(w, u >> 32, 32);
+            }
+            continue;
+        }
+        uint64_t u = zz(r);
+        unsigned kr = rice_k(mr, EXC_SHIFT);
+        bits += rice_cost(u, kr);
+        if (w)
+            rice_put(w, u, kr);
+        mr = rice_update(mr, u, EXC_SHIFT);
+    }
+    return bits;
+}
 
 /* Fills t for scale (d, g) and picks the best predictor. */
 static void try_scale(const double *v, size_t m, const val_params *vp, trial *t)
 {
     int64_t lim = EXACT / (int64_t)vp->g, last = 0;
-    size_t prev_exc = 0;
     t->nexc = 0;
-    t->exc_bytes = 0;
     for (size_t k = 0; k < m; k++) {
         int64_t q;
         if (val_to_q(vp, v[k], &q)) {
@@ -225,13 +254,9 @@ static void try_scale(const double *v, size_t m, const val_params *vp, trial *t)
         q = fabs(x) < (double)lim ? llrint(x) : last;
         t->q[k] = last = q;
         t->exc[k] = 1;
-        int64_t r = 0;
-        unsigned kind = exc_kind(v[k], vp, q, &r);
-        t->exc_bytes += varint_len(k - prev_exc) + 1 +
-                        (kind == VAL_EXC_RAW ? 8 : varint_len(zz(r)));
-        prev_exc = k;
         t->nexc++;
     }
+    t->exc_bits = t->nexc ? exc_code(v, m, vp, t, NULL) : 0;
     t->bits = UINT64_MAX;
     for (unsigned p = 0; p < VAL_PREDS; p++) {
         uint64_t b = code_stream(t->q, m, p, NULL);
@@ -282,29 +307,6 @@ static uint64_t pick_factor(const double *v, size_t m, unsigned d)
     return pick;
 }
 
-static void write_exceptions(const double *v, size_t m, const val_params *vp, const trial *t,
-                             uint8_t *out)
-{
-    size_t prev = 0;
-    for (size_t k = 0; k < m; k++) {
-        if (!t->exc[k])
-            continue;
-        int64_t r = 0;
-        unsigned kind = exc_kind(v[k], vp, t->q[k], &r);
-        out = put_varint(out, k - prev);
-        prev = k;
-        *out++ = (uint8_t)kind;
-        if (kind == VAL_EXC_RAW) {
-            uint64_t u;
-            memcpy(&u, &v[k], 8);
-            for (int b = 0; b < 8; b++)
-                *out++ = (uint8_t)(u >> (8 * b));
-        } else {
-            out = put_varint(out, zz(r));
-        }
-    }
-}
-
 int val_encode(const double *v, size_t m, uint8_t *out, val_params *vp)
 {
     trial t[2];
@@ -346,7 +348,7 @@ int val_encode(const double *v, size_t m, uint8_t *out, val_params *vp)
         cand[i].d = (uint8_t)dd[i];
         cand[i].g = pick_factor(v, m, (unsigned)dd[i]);
         try_scale(v, m, &cand[i], &t[i]);
-        if (i > 0 && t[i].bits + 8 * t[i].exc_bytes < t[pick].bits + 8 * t[pick].exc_bytes)
+        if (i > 0 && t[i].bits + t[i].exc_bits < t[pick].bits + t[pick].exc_bits)
             pick = i;
     }
     *vp = cand[pick];
@@ -356,8 +358,10 @@ int val_encode(const double *v, size_t m, uint8_t *out, val_params *vp)
     bit_writer w = {out, 0, 0};
     code_stream(t[pick].q, m, vp->pred, &w);
     vp->stream_len = (size_t)(bit_flush(&w) - out);
-    vp->exc_len = t[pick].exc_bytes;
-    write_exceptions(v, m, vp, &t[pick], out + vp->stream_len);
+    w = (bit_writer){out + vp->stream_len, 0, 0};
+    if (vp->nexc)
+        exc_code(v, m, vp, &t[pick], &w);
+    vp->exc_len = (size_t)(bit_flush(&w) - (out + vp->stream_len));
     rc = 0;
 fail:
     for (int i = 0; i < 2; i++) {
@@ -369,41 +373,47 @@ fail:
 
 /* ---- Decoding ---------------------------------------------------------------------- */
 
-/* The cursor over an exception list. */
+/* The cursor over an exception list: the next exception's position and payload. */
 typedef struct exc_cursor {
-    const uint8_t *p, *end;
-    uint32_t left;
-    size_t next; /* position of the next exception, SIZE_MAX when none */
+    bit_reader r;
+    uint64_t mg, mr;
+    unsigned code;  /* kind of the next exception: e, or EXC_CODE_RAW */
+    uint32_t left;  /* exceptions not yet read */
+    size_t next;    /* position of the next exception, SIZE_MAX when none */
+    int64_t corr;   /* its correction */
+    uint64_t raw;   /* or its bits */
     int err;
 } exc_cursor;
 
-static uint64_t get_varint(exc_cursor *c)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (c->p >= c->end)
-            break;
-        uint8_t b = *c->p++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return v;
-    }
-    c->err = 1;
-    return 0;
-}
-
-/* Reads the position of the next exception after the one at from (SIZE_MAX: the first). */
+/* Reads the next exception, the one after position from (SIZE_MAX: the first). */
 static void exc_advance(exc_cursor *c, size_t from, size_t m)
 {
     c->next = SIZE_MAX;
     if (c->left == 0)
         return;
     c->left--;
-    uint64_t gap = get_varint(c);
-    size_t base = from == SIZE_MAX ? 0 : from;
-    if ((from != SIZE_MAX && gap == 0) || gap >= m - base) {
+    uint64_t gap = rice_get(&c->r, rice_k(c->mg, EXC_SHIFT));
+    c->mg = rice_update(c->mg, gap, EXC_SHIFT);
+    size_t base = from == SIZE_MAX ? 0 : from + 1;
+    if (base >= m || gap >= m - base) {
         c->err = 1;
         return;
+    }
+    bit_refill(&c->r);
+    if (!bit_take(&c->r, 1))
+        c->code = (unsigned)bit_take(&c->r, 5);
+    if (c->code == EXC_CODE_RAW) {
+        bit_refill(&c->r);
+        c->raw = bit_take(&c->r, 32);
+        bit_refill(&c->r);
+        c->raw |= bit_take(&c->r, 32) << 32;
+    } else if (c->code > 18) {
+        c->err = 1;
+        return;
+    } else {
+        uint64_t u = rice_get(&c->r, rice_k(c->mr, EXC_SHIFT));
+        c->mr = rice_update(c->mr, u, EXC_SHIFT);
+        c->corr = unzz(u);
     }
     c->next = base + (size_t)gap;
 }
@@ -411,32 +421,20 @@ static void exc_advance(exc_cursor *c, size_t from, size_t m)
 /* The value of the exception at the cursor, whose stream slot holds q. */
 static double exc_value(exc_cursor *c, const val_params *vp, int64_t q)
 {
-    if (c->p >= c->end) {
-        c->err = 1;
-        return 0;
-    }
-    unsigned kind = *c->p++;
-    if (kind == VAL_EXC_RAW) {
-        if (c->end - c->p < 8) {
-            c->err = 1;
-            return 0;
-        }
-        uint64_t u = 0;
-        for (int b = 0; b < 8; b++)
-            u |= (uint64_t)c->p[b] << (8 * b);
-        c->p += 8;
-        double v;
-        memcpy(&v, &u, 8);
+    double v;
+    if (c->code == EXC_CODE_RAW) {
+        memcpy(&v, &c->raw, 8);
         return v;
     }
-    int64_t r = unzz(get_varint(c)), i;
-    if (kind > 18 || kind + vp->d > VAL_DMAX || __builtin_mul_overflow(q, (int64_t)vp->g, &i) ||
-        __builtin_mul_overflow(i, (int64_t)p10[kind], &i) || __builtin_add_overflow(i, r, &i) ||
-        i < -EXACT || i > EXACT) {
+    int64_t i;
+    unsigned e = c->code;
+    if (e + vp->d > VAL_DMAX || __builtin_mul_overflow(q, (int64_t)vp->g, &i) ||
+        __builtin_mul_overflow(i, (int64_t)p10[e], &i) ||
+        __builtin_add_overflow(i, c->corr, &i) || i < -EXACT || i > EXACT) {
         c->err = 1;
         return 0;
     }
-    return (double)i / p10[vp->d + kind];
+    return (double)i / p10[vp->d + e];
 }
 
 /* Stores value k: the scaled integer, or the exception the list holds for this slot. */
@@ -459,7 +457,12 @@ int val_decode(const val_params *vp, const uint8_t *stream, const uint8_t *exc, 
         return STORAGE_ECORRUPT;
     bit_reader r;
     bit_reader_init(&r, stream, vp->stream_len);
-    exc_cursor c = {exc, exc + vp->exc_len, vp->nexc, SIZE_MAX, 0};
+    exc_cursor c;
+    memset(&c, 0, sizeof c);
+    bit_reader_init(&c.r, exc, vp->exc_len);
+    c.mg = EXC_G0;
+    c.mr = EXC_R0;
+    c.left = vp->nexc;
     exc_advance(&c, SIZE_MAX, m);
     const int64_t g = (int64_t)vp->g, lim = EXACT / g;
     const double scale = p10[vp->d];
@@ -500,8 +503,10 @@ int val_decode(const val_params *vp, const uint8_t *stream, const uint8_t *exc, 
     /* Every bit and byte accounted for: no overrun, at most the zero padding of the last
      * byte left over, every exception used. */
     uint64_t left_bits = (uint64_t)(r.end - r.p) * 8 + r.n - (r.phantom < r.n ? r.phantom : r.n);
+    uint64_t exc_left = (uint64_t)(c.r.end - c.r.p) * 8 + c.r.n -
+                        (c.r.phantom < c.r.n ? c.r.phantom : c.r.n);
     if (bad || bit_overrun(&r) || left_bits >= 8 || c.err || c.left || c.next != SIZE_MAX ||
-        c.p != c.end)
+        bit_overrun(&c.r) || exc_left >= 8)
         return STORAGE_ECORRUPT;
     return 0;
 }

@@ -276,6 +276,50 @@ static void test_corrupt(chunk_buf *buf)
     CHECK(chunk_decode(buf->data, len, got, N, &n) == 0 && same_points(p, got, N));
 }
 
+static void test_timestamps_and_scales(chunk_buf *buf)
+{
+    enum { N = 1536 };
+    storage_point *p = malloc(N * sizeof *p);
+    /* Hourly with a few gaps (the gap list), then jittered seconds (dense steps). */
+    fill_hourly(p, N, 1700000000, 1);
+    for (size_t i = 100; i < N; i++)
+        p[i].ts += 3600 * (i > 500 ? 7 : 1) + (i > 900 ? 86400 : 0);
+    CHECK(round_trip(p, N, buf));
+    int64_t t = 1700000000;
+    for (size_t i = 0; i < N; i++)
+        p[i].ts = t += 28 + (int64_t)(rnd() % 5);
+    CHECK(round_trip(p, N, buf));
+    /* Hundreds with a few odd values (a common factor with corrections), and a value
+     * scale the chunk mostly does not need (kind-e exceptions). */
+    fill_hourly(p, N, 1700000000, 0);
+    for (size_t i = 0; i < N; i++) {
+        p[i].v[0] = 100.0 * (double)(3 + rnd() % 30);
+        if (i % 97 == 5)
+            p[i].v[0] -= 1;
+        if (i % 101 == 7)
+            p[i].v[0] += 0.4252;
+    }
+    CHECK(round_trip(p, N, buf));
+    /* A regular hourly series of 1-decimal readings costs about a byte a point or less. */
+    fill_hourly(p, N, 1700000000, 1);
+    CHECK(round_trip(p, N, buf));
+    CHECK(buf->len < N);
+    printf("# %zu bytes for %d hourly points\n", buf->len, N);
+    /* Constant values and a constant zero: next to nothing. */
+    for (size_t i = 0; i < N; i++)
+        p[i].v[0] = 0;
+    CHECK(round_trip(p, N, buf));
+    CHECK(buf->len < 64);
+    /* Every column at its own scale. */
+    for (size_t i = 0; i < N; i++) {
+        p[i].mask = 0x7f;
+        for (int c = 0; c < STORAGE_NCOLS; c++)
+            p[i].v[c] = (double)(int64_t)(rnd() % 2000) / pow(10, c);
+    }
+    CHECK(round_trip(p, N, buf));
+    free(p);
+}
+
 static void test_appends(chunk_buf *buf)
 {
     /* chunk_encode appends: two chunks in one buffer decode separately. */
@@ -300,6 +344,7 @@ int main(void)
     test_single_and_max(&buf);
     test_invalid_input(&buf);
     test_corrupt(&buf);
+    test_timestamps_and_scales(&buf);
     test_appends(&buf);
     chunk_buf_free(&buf);
     CHECK(buf.data == NULL && buf.len == 0 && buf.cap == 0);
