@@ -1,4 +1,5 @@
-/* fuzz_resp.c: the RESP request parser on arbitrary bytes. The input is parsed twice, all at
+/* fuzz_resp.c: the RESP request parser on arbitrary bytes, and TS.RANGE's option parser on
+ * every request it yields. The input is parsed twice, all at
  * once and fed in growing pieces (as reads arrive), and both ways must agree on every
  * request; every argument must lie inside the input or the parser's own buffer. Tight
  * limits make the limit paths reachable from small inputs. */
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "resp.h"
+#include "ts_range.h"
 
 #define MAX_REQS 256
 
@@ -52,6 +54,13 @@ static int run(const uint8_t *data, size_t size, size_t step, summary *out)
             for (size_t i = 0; i < p.argc; i++)
                 total += p.argv[i].len;
             out[n++] = (summary){p.argc, total, start};
+            if (step == 0) {
+                ts_range_req q;
+                char err[160];
+                if (ts_range_parse(p.argc, p.argv, &q, err, sizeof err) == 0 &&
+                    (q.n_filter_ts > TS_MAX_FILTER_TS || (q.agg && q.bucket_ms <= 0)))
+                    abort();
+            }
             continue;
         }
         if (rc != RESP_MORE)
