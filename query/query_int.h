@@ -37,6 +37,7 @@ typedef struct query_cmd {
 
 /* Command tables, each ended by an entry with name NULL. */
 extern const query_cmd query_cmds_server[];
+extern const query_cmd query_cmds_ts[];
 
 struct query_client {
     union {

@@ -33,6 +33,7 @@
 /* The command groups served: one line per cmd_*.c file. */
 static const query_cmd *const cmd_tables[] = {
     query_cmds_server,
+    query_cmds_ts,
 };
 
 void query_options_default(query_options *o)

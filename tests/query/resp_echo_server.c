@@ -4,7 +4,11 @@
  * SIGTERM or SIGINT, after which it closes the server cleanly (so ASan sees no leak).
  *
  *   resp_echo_server [--token T] [--idle-ms N] [--max-clients N] [--max-bulk N]
- *                    [--max-output N] [--unix PATH] [--host H]
+ *                    [--max-output N] [--unix PATH] [--host H] [--store DIR]
+ *
+ * With --store, a store is opened (created) in DIR for the series commands, and when it holds
+ * no series it is seeded with "DEMO:a21026:hour": 48 hourly points from
+ * 2023-11-14T00:00:00Z, the value of point i being i.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -13,9 +17,31 @@
 #include <uv.h>
 
 #include "query.h"
+#include "storage.h"
 
 static uv_signal_t sig_term, sig_int;
 static query_server *srv;
+
+#define DEMO_T0 1699920000
+
+static int seed(storage *st)
+{
+    storage_sid sid;
+    if (storage_series_count(st) > 0)
+        return 0;
+    int rc = storage_series_ensure(st, "DEMO:a21026:hour", STORAGE_IV_AUTO, &sid);
+    storage_batch *b = storage_batch_create();
+    for (int i = 0; rc == 0 && i < 48; i++) {
+        storage_point p = {.ts = DEMO_T0 + i * 3600, .mask = 1u << STORAGE_COL_AVG,
+                           .flag = 'N'};
+        p.v[STORAGE_COL_AVG] = i;
+        rc = storage_batch_add(b, sid, &p);
+    }
+    if (rc == 0)
+        rc = storage_write(st, b);
+    storage_batch_destroy(b);
+    return rc;
+}
 
 static void on_closed(void *arg)
 {
@@ -35,6 +61,8 @@ static void on_signal(uv_signal_t *h, int signum)
 int main(int argc, char **argv)
 {
     query_options o;
+    const char *store_dir = NULL;
+    storage *st = NULL;
     query_options_default(&o);
     o.port = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -53,12 +81,25 @@ int main(int argc, char **argv)
             o.unix_path = v;
         else if (strcmp(k, "--host") == 0)
             o.host = v;
+        else if (strcmp(k, "--store") == 0)
+            store_dir = v;
         else {
             fprintf(stderr, "resp_echo_server: unknown option %s\n", k);
             return 2;
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    if (store_dir) {
+        int src = storage_open(store_dir, NULL, &st);
+        if (src == 0)
+            src = seed(st);
+        if (src != 0) {
+            fprintf(stderr, "resp_echo_server: %s: %s\n", store_dir, storage_strerror(src));
+            storage_close(st);
+            return 1;
+        }
+        o.storage = st;
+    }
     uv_loop_t *loop = uv_default_loop();
     int rc = query_server_create(loop, &o, &srv);
     if (rc == 0)
@@ -69,6 +110,7 @@ int main(int argc, char **argv)
             query_server_close(srv, NULL, NULL);
             uv_run(loop, UV_RUN_DEFAULT);
         }
+        storage_close(st);
         return 1;
     }
     uv_signal_init(loop, &sig_term);
@@ -79,5 +121,6 @@ int main(int argc, char **argv)
     fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
+    storage_close(st);
     return 0;
 }

@@ -429,6 +429,37 @@ def test_redis_cli(srv):
           r.stdout + r.stderr)
 
 
+def test_series():
+    """TS.* over the wire, on the daemon's demo series (48 hourly points, value i)."""
+    import shutil
+    d = tempfile.mkdtemp()
+    srv = Server("--store", d)
+    t0 = 1699920000 * 1000
+    key = "DEMO:a21026:hour"
+    c = Conn(srv.port)
+    check(c.cmd("TS.GET", key) == [t0 + 47 * 3600000, "47"], "TS.GET over the wire")
+    r = c.cmd("TS.RANGE", key, "-", "+", "AGGREGATION", "avg", "86400000")
+    check(r == [[t0, "11.5"], [t0 + 86400000, "35.5"]], "TS.RANGE with daily averages", r)
+    c.cmd("HELLO", "3")
+    r = c.cmd("TS.REVRANGE", key, "-", "+", "COUNT", "2")
+    check(r == [[t0 + 47 * 3600000, 47.0], [t0 + 46 * 3600000, 46.0]],
+          "TS.REVRANGE in RESP3 gives doubles, newest first", r)
+    check(c.cmd("DBSIZE") == 1, "DBSIZE counts the series")
+    r = c.cmd("TS.RANGE", "nosuch", "-", "+")
+    check(r == "ERR TSDB: the key does not exist", "an unknown key", r)
+    c.close()
+    if REDIS_CLI:
+        out = subprocess.run([REDIS_CLI, "-p", str(srv.port), "TS.RANGE", key, "-", "+",
+                              "AGGREGATION", "max", "86400000"], capture_output=True,
+                             text=True, timeout=10)
+        check(out.returncode == 0 and out.stdout.split() ==
+              [str(t0), "23", str(t0 + 86400000), "47"], "redis-cli TS.RANGE", out.stdout)
+    else:
+        skip("redis-cli TS.RANGE", "redis-cli not installed")
+    check(srv.stop() == 0, "the server with a store exits cleanly")
+    shutil.rmtree(d)
+
+
 def main():
     srv = Server()
     try:
@@ -446,6 +477,7 @@ def main():
     test_auth()
     test_limits()
     test_unix()
+    test_series()
     print(f"1..{n_checks}")
     return 1 if n_failed else 0
 
