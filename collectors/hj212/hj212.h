@@ -86,6 +86,8 @@ typedef struct hj212_frame {
     char crc_text[4];     /* the CRC field as sent (meaningful unless crc_kind is MISSING) */
     int crc_kind;         /* enum hj212_crc_kind */
     unsigned flags;       /* HJ212_FRAME_* */
+    const char *raw;      /* the whole packet as received, from "##" to its line end */
+    size_t raw_len;
 } hj212_frame;
 
 /* Counters of everything the framer saw, for monitoring. */

@@ -119,6 +119,8 @@ static void emit(hj212_framer *f, hj212_frame *out, int declared, size_t seg_end
     if (out->seg_len > 1024)
         flags |= HJ212_FRAME_OVER_1024;
     out->flags = flags;
+    out->raw = b;
+    out->raw_len = total;
     f->st.packets++;
     f->st.crc[out->crc_kind]++;
     f->st.len_mismatch += !!(flags & HJ212_FRAME_LEN_MISMATCH);

@@ -346,14 +346,32 @@ static int factor_field(parser *ps, hj212_str key, size_t dash, const struct suf
     return 0;
 }
 
+/* Factor codes become parts of series keys downstream: letters, digits, '_', '.', '-'. */
+static bool code_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > HJ212_CODE_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
 static int cp_field(parser *ps, hj212_str key, hj212_str val, bool text, size_t off)
 {
     const char *dash = memrchr(key.p, '-', key.len);
     if (dash && !text) {
         size_t clen = (size_t)(dash - key.p);
         const struct suffix *sx = find_suffix(dash + 1, key.len - clen - 1);
-        if (sx && clen > 0 && clen <= HJ212_CODE_MAX)
-            return factor_field(ps, key, clen, sx, val, off);
+        if (sx && clen > 0) {
+            if (code_ok(key.p, clen))
+                return factor_field(ps, key, clen, sx, val, off);
+            warn(ps, off, key, "bad factor code");
+            return 0;
+        }
     }
     return plain_field(ps, key, val, text, off);
 }

@@ -168,6 +168,7 @@ static int run_line(char *line)
     CHECK_EQ_INT(frame.crc_kind == HJ212_CRC_OK, crc_ok);
     CHECK_EQ_INT(!(frame.flags & HJ212_FRAME_LEN_MISMATCH), len_ok);
     CHECK(memcmp(frame.crc_text, pkt + n - 4, 4) == 0);
+    CHECK(frame.raw_len == n + 2 && memcmp(frame.raw, wire, n + 2) == 0);
     CHECK_EQ_INT(hj212_framer_next(fr, &frame), 0);
     CHECK_EQ_INT(hj212_framer_pending(fr), 0);
 

@@ -30,6 +30,7 @@ typedef struct got {
     size_t len[64];
     int kind[64];
     unsigned flags[64];
+    size_t raw_len[64];
 } got;
 
 static void on_frame(void *ctx, const hj212_frame *fr)
@@ -40,6 +41,9 @@ static void on_frame(void *ctx, const hj212_frame *fr)
         g->len[g->n] = fr->seg_len;
         g->kind[g->n] = fr->crc_kind;
         g->flags[g->n] = fr->flags;
+        g->raw_len[g->n] = fr->raw_len;
+        if (fr->raw + 6 != fr->seg || memcmp(fr->raw, "##", 2) != 0)
+            g->raw_len[g->n] = 0;
     }
     g->n++;
 }
@@ -165,6 +169,9 @@ static void test_faults(void)
     CHECK_EQ_INT(W.n, 3);
     CHECK(got_is(&W, 0, segs[0]) && W.flags[0] == HJ212_FRAME_NO_CR);
     CHECK(got_is(&W, 1, segs[1]) && W.flags[1] == HJ212_FRAME_NO_CRLF);
+    CHECK_EQ_INT(W.raw_len[0], strlen(segs[0]) + 11);
+    CHECK_EQ_INT(W.raw_len[1], strlen(segs[1]) + 10);
+    CHECK_EQ_INT(W.raw_len[2], strlen(segs[4]) + 12);
     CHECK(got_is(&W, 2, segs[4]) && W.flags[2] == 0);
 
     /* Wrong length fields: counting characters (the Chinese text), too long, too short,
