@@ -548,6 +548,18 @@ size_t engine_detector_episodes(const engine_detector *d, const engine_episode *
 /* Periods ignored because they were older than the horizon. */
 uint64_t engine_detector_too_late(const engine_detector *d);
 
+/* ---- The running registry (registry_store.c) ------------------------------------------ */
+
+/* Loads the files of a comma-separated list into r: *.json, or CSV named for its kind
+ * (facilities*.csv, outlets*.csv, limits*.csv), facilities first whatever the order.
+ * Returns 0, or a negative code with err naming the file. Bad records go to rep. */
+int engine_registry_load_files(engine_registry *r, const char *files, engine_import_report *rep,
+                               char *err, size_t errlen);
+/* Keeps r in the store's "registry" table (committed when this returns), and reads it back;
+ * restore returns -ENOENT when none was saved. */
+int engine_registry_save(storage *st, const engine_registry *r);
+int engine_registry_restore(storage *st, engine_registry **out);
+
 /* ---- HTTP client (http_client.c) ------------------------------------------------------ */
 
 /* An asynchronous HTTP client on the caller's libuv loop (libcurl's multi socket interface).

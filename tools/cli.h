@@ -23,6 +23,7 @@ bool cli_wants_help(int argc, char **argv);
 int64_t cli_time_arg(const char *opt, const char *val);
 
 /* The subcommands (one cmd_*.c each). */
+int cmd_serve(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 

@@ -8,6 +8,7 @@
 #include "engine.h"
 
 static const cli_command commands[] = {
+    {"serve", "run the engine: HJ 212 server, ingest, query server", cmd_serve},
     {"version", "print the version", cmd_version},
     {"sim", "simulate a fleet of HJ 212 data acquisition units", cmd_sim},
 };
