@@ -275,7 +275,7 @@ def run(tmp):
         d.close()
     rows = dump(db3, f"{mn}:a21026:hour")
     stored = {int(r[1]): r[2] for r in rows}
-    missing = [t for t, v in acked.items() if stored.get(t) != v]
+    missing = [t for t, v in acked.items() if t not in stored or float(stored[t]) != float(v)]
     check(len(acked) > 0 and not missing,
           "after kill -9, all %d acknowledged uploads are stored (%d missing)" % (len(acked), len(missing)))
     ck = subprocess.run([PLUME, "check", "--db", db3], capture_output=True, text=True)
