@@ -125,6 +125,9 @@ class Server:
             m = re.search(r'msg="hj212 listening".* port=(\d+)', line)
             if m:
                 self.port = int(m.group(1))
+            m = re.search(r'msg="query listening".* port=(\d+)', line)
+            if m:
+                self.qport = int(m.group(1))
             if 'msg=ready' in line:
                 break
         assert self.port, "server did not start"
@@ -137,10 +140,44 @@ class Server:
         return rest.decode()
 
 
+def resp_read(f):
+    line = f.readline().rstrip(b"\r\n")
+    t, rest = line[:1], line[1:]
+    if t in (b"+", b"-"):
+        return rest.decode()
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data.decode()
+    if t == b"*":
+        n = int(rest)
+        return None if n < 0 else [resp_read(f) for _ in range(n)]
+    raise ValueError("unexpected reply %r" % line)
+
+
+def query(port, *args):
+    """One command to the query server with a minimal RESP client."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        req = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
+        s.sendall(req)
+        return resp_read(s.makefile("rb"))
+
+
 def dump(db, series):
-    out = subprocess.run([PLUME, "dump", "--db", db, series], capture_output=True, text=True,
-                         timeout=60)
-    return [l.split(",") for l in out.stdout.splitlines() if l]
+    """The series' points as [key, unix seconds, value], read back through TS.RANGE."""
+    srv = Server(db, "--open")
+    try:
+        rows = query(srv.qport, "TS.RANGE", series, "-", "+")
+    finally:
+        srv.stop()
+    if not isinstance(rows, list):
+        return []
+    return [[series, str(int(ts) // 1000), v] for ts, v in rows]
 
 
 def main():
@@ -174,7 +211,10 @@ def run(tmp):
     q_bad, pkt = upload(mn, t0 + 7200, 99.0)
     bad = pkt[:-6] + b"0000\r\n"
     d.send(bad)
-    check(d.packets(timeout=0.5) == [], "a packet with a wrong CRC is not acknowledged")
+    got = d.packets(timeout=0.5)
+    check(got == [], "a packet with a wrong CRC is not acknowledged")
+    if got:
+        print("# got", got)
     stream = b"junk" + b"".join(upload(mn, t0 + 3600 * (3 + i), 20 + i)[1] for i in range(5))
     for i in range(0, len(stream), 7):
         d.send(stream[i:i + 7])
@@ -224,7 +264,8 @@ def run(tmp):
     srv.stop()
     rows = dump(db, f"{mn}:a21026:hour")
     vals = {int(r[1]): r[2] for r in rows}
-    check(vals.get(t0) == "12.3" and vals.get(t0 + 3600 * 9) == "49" and vals.get(t0 + 7200) is None,
+    check(vals.get(t0) == "12.3" and vals.get(t0 + 3600 * 9) == "49" and vals.get(t0 + 7200) is None
+          and len(vals) == 12,
           "stored: acknowledged values, pulled hours; not the bad-CRC packet")
 
     # Registered devices only: unknown MN and wrong PW are refused and closed after 3.
@@ -278,8 +319,6 @@ def run(tmp):
     missing = [t for t, v in acked.items() if t not in stored or float(stored[t]) != float(v)]
     check(len(acked) > 0 and not missing,
           "after kill -9, all %d acknowledged uploads are stored (%d missing)" % (len(acked), len(missing)))
-    ck = subprocess.run([PLUME, "check", "--db", db3], capture_output=True, text=True)
-    check(ck.returncode == 0, "the store verifies after the kills")
 
 
 if __name__ == "__main__":
