@@ -302,6 +302,12 @@ static bool daq_step(conn *c, uint32_t d)
         return false;
     int64_t t = x->next_tick, dt;
     bool offline = sim_outlet_offline(w->f, d, t);
+    if (offline && c->ndaq == 1 && c->state == C_UP) {
+        /* A unit on its own connection hangs up for the gap. */
+        w->st.drops++;
+        c->dropped = true;
+        conn_close(c);
+    }
     while (x->stage < 4) {
         int s = x->stage++;
         int cn = stage_record(w, t, s, &dt);
@@ -360,7 +366,7 @@ static void pump(conn *c)
     wire *w = c->w;
     if (c->state != C_UP)
         return;
-    while (room(c) && c->nfl < c->window) {
+    while (c->state == C_UP && room(c) && c->nfl < c->window) {
         if (c->qlen) {
             uint32_t d = c->q[c->qhead];
             if (!daq_step(c, d))
@@ -387,11 +393,7 @@ static void wake(wire *w, uint32_t d)
     conn *c = &w->conns[x->conn];
     if (c->ndaq == 1) {
         bool off = sim_outlet_offline(w->f, d, x->next_tick);
-        if (off && c->state == C_UP) {
-            w->st.drops++;
-            c->dropped = true;
-            conn_close(c);
-        } else if (!off && c->state == C_DOWN && uv_hrtime() >= c->reconnect_at_ns) {
+        if (!off && c->state == C_DOWN && uv_hrtime() >= c->reconnect_at_ns) {
             start_connect(c);
         }
     }
@@ -703,7 +705,7 @@ static void housekeeping(wire *w, uint64_t now_ns)
         conn *c = &w->conns[i];
         bool expired = false;
         for (uint32_t k = 0; k < c->nfl;) {
-            if (now_ns - c->fl[k].sent_ns > limit) {
+            if (now_ns > c->fl[k].sent_ns && now_ns - c->fl[k].sent_ns > limit) {
                 w->st.missing++;
                 c->fl[k] = c->fl[--c->nfl];
                 w->ninflight--;

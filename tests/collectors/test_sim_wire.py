@@ -79,6 +79,7 @@ class Platform:
         self.hist_mn = None
         self.clock_qn = None
         self.asked = False
+        self.avoid = set()       # units with gaps: they may hang up on a request
 
     async def handle(self, reader, writer):
         self.connections += 1
@@ -124,7 +125,7 @@ class Platform:
         # Once simulated time is past 03:00, ask a 2017 unit that wants answers for history
         # and another for a clock setting.
         if not self.asked and cn == '2061' and len(f['MN']) == 24 and f.get('Flag') == '5' \
-                and f['CP'].startswith('DataTime=20261101030000'):
+                and f['CP'].startswith('DataTime=20261101030000') and f['MN'] not in self.avoid:
             self.asked = True
             self.hist_mn = f['MN']
             self.hist_qn = '20261101040000001'
@@ -137,14 +138,29 @@ class Platform:
             writer.write(frame(req.encode()))
 
 
-async def main():
+def check_(label, ok, what):
+    check(ok, '%s: %s' % (label, what))
+
+
+def outlet_index(_truth, mn):
+    """The outlet number of mn (units are numbered in the order of outlets.csv)."""
+    return OUTLETS.index(mn)
+
+
+OUTLETS = []
+
+
+async def run(label, extra):
     p = Platform()
     server = await asyncio.start_server(p.handle, '127.0.0.1', 0)
     port = server.sockets[0].getsockname()[1]
     tmp = tempfile.mkdtemp(prefix='plume-sim-wire-')
     truth = os.path.join(tmp, 'truth.jsonl')
+    subprocess.run([PLUME, 'sim', *ARGS, '--truth-out', truth], check=True)
+    p.avoid = {json.loads(line)['mn'] for line in open(truth) if '"type":"gap"' in line}
     proc = await asyncio.create_subprocess_exec(
-        PLUME, 'sim', *ARGS, '--connect', '127.0.0.1:%d' % port, '--linger', '1', '--quiet',
+        PLUME, 'sim', *ARGS, *extra, '--connect', '127.0.0.1:%d' % port, '--linger', '1',
+        '--quiet',
         '--truth-out', truth, stdout=asyncio.subprocess.PIPE)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), 90)
@@ -153,41 +169,41 @@ async def main():
         out = b''
     server.close()
     await server.wait_closed()
-    check(proc.returncode == 0, 'plume sim exits 0')
+    check_(label, proc.returncode == 0, 'plume sim exits 0')
     try:
         summary = json.loads(out.decode().strip().splitlines()[-1])
     except (ValueError, IndexError):
         summary = {}
-    check(summary != {}, 'plume sim prints a JSON summary')
+    check_(label, summary != {}, 'plume sim prints a JSON summary')
     print('# summary: %s' % json.dumps(summary))
-    check(p.bad == 0, 'every packet frames with a known CRC (%d bad)' % p.bad)
+    check_(label, p.bad == 0, 'every packet frames with a known CRC (%d bad)' % p.bad)
 
     printed = subprocess.run([PLUME, 'sim', *ARGS, '--print'], check=True,
                              stdout=subprocess.PIPE).stdout
     expected = [b'##' + x for x in printed.split(b'##') if x]
-    check(len(expected) > 1000, 'the printed stream has %d uploads' % len(expected))
-    check(sorted(expected) == sorted(p.uploads),
+    check_(label, len(expected) > 1000, 'the printed stream has %d uploads' % len(expected))
+    check_(label, sorted(expected) == sorted(p.uploads),
           'uploads on the wire are those of --print, byte for byte (%d vs %d)'
           % (len(p.uploads), len(expected)))
 
-    check(summary.get('acked') == p.acks, 'acked %s = answers sent %d'
+    check_(label, summary.get('acked') == p.acks, 'acked %s = answers sent %d'
           % (summary.get('acked'), p.acks))
-    check(summary.get('sent') == len(p.uploads) + len(p.history),
+    check_(label, summary.get('sent') == len(p.uploads) + len(p.history),
           'sent %s = uploads seen %d' % (summary.get('sent'), len(p.uploads) + len(p.history)))
-    check(summary.get('missing') == 0 and summary.get('failed') == 0, 'nothing missing or failed')
-    check(summary.get('noack', 0) > 0, 'some units ask for no answer')
-    check(summary.get('ack_p99_ms', -1) >= summary.get('ack_p50_ms', 0) > 0, 'latencies reported')
+    check_(label, summary.get('missing') == 0 and summary.get('failed') == 0, 'nothing missing or failed')
+    check_(label, summary.get('noack', 0) > 0, 'some units ask for no answer')
+    check_(label, summary.get('ack_p99_ms', -1) >= summary.get('ack_p50_ms', 0) > 0, 'latencies reported')
 
     # History: 9011 QnRtn=1, hours 00, 01, 02, 9012 ExeRtn=1, all for the request's QN.
-    check(p.asked, 'the platform asked for history')
+    check_(label, p.asked, 'the platform asked for history')
     times = sorted(cp.split(';')[0] for _, cp in p.history)
-    check(times == ['DataTime=20261101000000', 'DataTime=20261101010000',
+    check_(label, times == ['DataTime=20261101000000', 'DataTime=20261101010000',
                     'DataTime=20261101020000'], 'history answer holds the 3 hours: %s' % times)
-    check(('9011', p.hist_qn, 'QnRtn=1') in p.answers, '9011 QnRtn=1 for the history request')
-    check(('9012', p.hist_qn, 'ExeRtn=1') in p.answers, '9012 ExeRtn=1 for the history request')
-    check(('9011', p.clock_qn, 'QnRtn=1') in p.answers and
+    check_(label, ('9011', p.hist_qn, 'QnRtn=1') in p.answers, '9011 QnRtn=1 for the history request')
+    check_(label, ('9012', p.hist_qn, 'ExeRtn=1') in p.answers, '9012 ExeRtn=1 for the history request')
+    check_(label, ('9011', p.clock_qn, 'QnRtn=1') in p.answers and
           ('9012', p.clock_qn, 'ExeRtn=1') in p.answers, '1012 answered with 9011 and 9012')
-    check(summary.get('history_requests') == 1 and summary.get('clock_requests') == 1,
+    check_(label, summary.get('history_requests') == 1 and summary.get('clock_requests') == 1,
           'requests counted')
 
     # The history records equal the live ones of the same hours (apart from QN and CRC).
@@ -197,19 +213,45 @@ async def main():
         if f['MN'] == p.hist_mn and f['CN'] == '2061':
             live[f['CP'].split(';')[0]] = f['CP']
     same = [cp == live[cp.split(';')[0]] for _, cp in p.history if cp.split(';')[0] in live]
-    check(len(same) > 0 and all(same), 'history records equal the live ones (%d compared)'
+    check_(label, len(same) > 0 and all(same), 'history records equal the live ones (%d compared)'
           % len(same))
 
-    # Gaps: each makes its (direct) unit hang up and reconnect.
+    # Gaps: each makes a unit on its own connection hang up and reconnect; forwarding
+    # connections stay up.
     gaps = [json.loads(line) for line in open(truth) if '"type":"gap"' in line]
-    check(len(gaps) > 0, '%d gaps injected' % len(gaps))
-    check(summary.get('drops') == len(gaps), 'drops %s = gaps %d' % (summary.get('drops'), len(gaps)))
     outlets = json.loads(open(truth).readline())['outlets']
-    check(p.connections == outlets + len(gaps),
-          'connections %d = units %d + reconnects after gaps' % (p.connections, outlets))
-    check(summary.get('unsent_gap', 0) > 0, 'records inside gaps are not sent')
+    check_(label, len(gaps) > 0, '%d gaps injected' % len(gaps))
+    if '--direct' not in extra:
+        check_(label, summary.get('drops') == len(gaps),
+               'drops %s = gaps %d' % (summary.get('drops'), len(gaps)))
+        check_(label, p.connections == outlets + len(gaps),
+               'connections %d = units %d + reconnects after gaps' % (p.connections, outlets))
+    else:
+        direct, forwarders = int(extra[extra.index('--direct') + 1]), \
+            int(extra[extra.index('--forwarders') + 1])
+        drops = sum(1 for g in gaps if outlet_index(truth, g['mn']) < direct)
+        check_(label, summary.get('drops') == drops, 'drops %s = gaps of direct units %d'
+               % (summary.get('drops'), drops))
+        check_(label, p.connections == direct + forwarders + drops,
+               'connections %d = %d direct + %d forwarding + %d reconnects'
+               % (p.connections, direct, forwarders, drops))
+    check_(label, summary.get('unsent_gap', 0) > 0, 'records inside gaps are not sent')
     os.remove(truth)
     os.rmdir(tmp)
+
+
+async def main():
+    tmp = tempfile.mkdtemp(prefix='plume-sim-reg-')
+    subprocess.run([PLUME, 'sim', *ARGS, '--registry-out', tmp], check=True)
+    with open(os.path.join(tmp, 'outlets.csv')) as f:
+        OUTLETS.extend(line.split(',')[3] for line in f.read().splitlines()[1:])
+    for name in ('facilities.csv', 'outlets.csv', 'limits.csv'):
+        os.remove(os.path.join(tmp, name))
+    os.rmdir(tmp)
+    await run('direct', [])
+    await run('forwarded', ['--direct', '5', '--forwarders', '2', '--window', '8'])
+    await run('speed', ['--direct', '7', '--forwarders', '1', '--window', '4', '--speed',
+                        '40000'])
 
 
 asyncio.run(main())
