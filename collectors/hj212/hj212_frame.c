@@ -277,6 +277,30 @@ int hj212_framer_next(hj212_framer *f, hj212_frame *out)
     }
 }
 
+int hj212_framer_flush(hj212_framer *f, hj212_frame *out)
+{
+    hj212_frame fr;
+    if (hj212_framer_next(f, &fr) == 1) { /* whatever is complete goes first */
+        *out = fr;
+        return 1;
+    }
+    const char *b = f->buf + f->start;
+    size_t avail = f->end - f->start, e = avail;
+    if (avail < HEAD_LEN + 4 || b[0] != '#' || b[1] != '#' || !digits4(b + 2))
+        return 0;
+    if (b[e - 1] == '\r')
+        e--;
+    if (e < HEAD_LEN + 4 || !hex4(b + e - 4))
+        return 0;
+    int declared = (b[2] - '0') * 1000 + (b[3] - '0') * 100 + (b[4] - '0') * 10 + (b[5] - '0');
+    size_t seg_end = e - 4;
+    bool closed = seg_end >= HEAD_LEN + 2 && b[seg_end - 1] == '&' && b[seg_end - 2] == '&';
+    if ((size_t)declared != seg_end - HEAD_LEN && !closed)
+        return 0;
+    emit(f, out, declared, seg_end, 4, avail, HJ212_FRAME_NO_CRLF);
+    return 1;
+}
+
 void hj212_framer_push(hj212_framer *f, const void *data, size_t len, hj212_frame_cb *cb,
                        void *ctx)
 {

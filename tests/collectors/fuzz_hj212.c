@@ -73,6 +73,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         i += n;
         step = step * 3 % 257 + 1;
     }
+    hj212_frame fr;
+    while (hj212_framer_flush(f, &fr) == 1)
+        on_frame(NULL, &fr);
     hj212_framer_destroy(f);
 
     hj212_error err;

@@ -409,6 +409,35 @@ static void test_flood(void)
     hj212_framer_destroy(NULL);
 }
 
+static void test_flush(void)
+{
+    char one[512];
+    hj212_frame fr;
+    hj212_framer *f;
+    hj212_framer_create(NULL, &f);
+    size_t k = wire(one, sizeof one, segs[0]);
+    /* No line end, nothing after: only flush frames it. */
+    hj212_framer_feed(f, one, k - 2);
+    CHECK_EQ_INT(hj212_framer_next(f, &fr), 0);
+    CHECK_EQ_INT(hj212_framer_flush(f, &fr), 1);
+    CHECK(fr.seg_len == strlen(segs[0]) && memcmp(fr.seg, segs[0], fr.seg_len) == 0);
+    CHECK_EQ_INT(fr.flags, HJ212_FRAME_NO_CRLF);
+    CHECK_EQ_INT(fr.crc_kind, HJ212_CRC_OK);
+    CHECK_EQ_INT(hj212_framer_pending(f), 0);
+    CHECK_EQ_INT(hj212_framer_flush(f, &fr), 0);
+    /* With "\r" and a wrong length: the closing "&&" vouches for it. */
+    memcpy(one + 2, "0999", 4);
+    hj212_framer_feed(f, one, k - 1);
+    CHECK_EQ_INT(hj212_framer_flush(f, &fr), 1);
+    CHECK_EQ_INT(fr.flags, HJ212_FRAME_NO_CRLF | HJ212_FRAME_LEN_MISMATCH);
+    CHECK_EQ_INT(fr.raw_len, k - 1);
+    /* Half a packet is not flushed. */
+    hj212_framer_feed(f, one, 40);
+    CHECK_EQ_INT(hj212_framer_flush(f, &fr), 0);
+    CHECK_EQ_INT(hj212_framer_pending(f), 40);
+    hj212_framer_destroy(f);
+}
+
 static void test_format(void)
 {
     char out[64];
@@ -428,6 +457,7 @@ int main(void)
     test_fault_stream_splits();
     test_oversize();
     test_flood();
+    test_flush();
     test_format();
     return tap_done();
 }

@@ -197,6 +197,14 @@ static void test_duplicates_vendor_codes(void)
     const hj212_kv *kv = hj212_packet_kv(&P, "L5-Data");
     CHECK(kv && str_is(kv->val, "53.0"));
 
+    /* Codes that could not be part of a series key are dropped with a warning. */
+    CHECK_EQ_INT(parse("CN=2011;CP=&&a 21026-Rtd=1;averyveryverylongcode-Rtd=2;a_1.x-Rtd=3&&"),
+                 0);
+    CHECK_EQ_INT(P.nfactors, 1);
+    CHECK(col("a_1.x", STORAGE_COL_AVG) == 3);
+    CHECK_EQ_INT(P.nwarnings, 2);
+    CHECK(strstr(P.warn_msg, "bad factor code") != NULL);
+
     /* 2005 codes kept when asked. */
     hj212_parse_options o = HJ212_PARSE_DEFAULTS;
     o.keep_2005_codes = true;
