@@ -65,8 +65,9 @@ const char *hj212_crc_kind_name(int kind);
 typedef struct hj212_framer hj212_framer; /* one per connection; opaque */
 
 typedef struct hj212_framer_options {
-    size_t max_segment_len; /* longest data segment accepted; 0: 8192. The standard allows
-                               1024; longer ones up to this cap are accepted and counted. */
+    size_t max_segment_len; /* longest data segment accepted; 0: 8192, at most 9999. The
+                               standard allows 1024; longer ones up to this cap are accepted
+                               and counted. */
 } hj212_framer_options;
 
 /* hj212_frame.flags */

@@ -527,6 +527,8 @@ int hj212_parse(const char *seg, size_t len, const hj212_parse_options *opts,
     static const hj212_parse_options defaults = HJ212_PARSE_DEFAULTS;
     parser ps = {seg, len, opts ? *opts : defaults, p, err, NULL};
     packet_reset(p);
+    if (len > UINT32_MAX)
+        return fail(&ps, HJ212_ESYNTAX, 0, (hj212_str){NULL, 0}, "segment over 4 GiB");
     size_t i = 0;
     while (i < len) {
         while (i < len && (is_space(seg[i]) || seg[i] == ';'))

@@ -213,5 +213,24 @@ int main(int argc, char **argv)
     CHECK_EQ_INT(p.flag & HJ212_FLAG_A, 1);
     CHECK_EQ_INT(p.qn_ms, 1470013137223LL); /* 2016-08-01 08:58:57.223 +08:00 */
     CHECK_EQ_INT(hj212_crc(annex_a, strlen(annex_a)), 0x1C80);
+
+    /* The file's note on C.40: the same log in GBK is 148 bytes with CRC DEC1. Bytes are
+     * bytes to the codec: it frames, checks and keeps the text as sent. */
+    const char gbk[] = "##0148QN=20160801085857223;ST=32;CN=3020;PW=123456;"
+                       "MN=010000A8900016F000169DC0;Flag=5;CP=&&DataTime=20100301145000;"
+                       "PolId=w01018;i11001-Info=//\xC7\xE5\xCF\xB4\xB9\xDC\xC2\xB7//&&"
+                       "DEC1\r\n";
+    hj212_framer *fr;
+    hj212_frame frame;
+    CHECK(hj212_framer_create(NULL, &fr) == 0);
+    hj212_framer_feed(fr, gbk, sizeof gbk - 1);
+    CHECK_EQ_INT(hj212_framer_next(fr, &frame), 1);
+    CHECK_EQ_INT(frame.seg_len, 148);
+    CHECK_EQ_INT(frame.crc_kind, HJ212_CRC_OK);
+    CHECK_EQ_INT(frame.flags, 0);
+    CHECK(hj212_parse(frame.seg, frame.seg_len, NULL, &p, NULL) == 0);
+    const hj212_kv *kv = hj212_packet_kv(&p, "i11001-Info");
+    CHECK(kv && kv->text && kv->val.len == 8 && memcmp(kv->val.p, "\xC7\xE5", 2) == 0);
+    hj212_framer_destroy(fr);
     return tap_done();
 }
