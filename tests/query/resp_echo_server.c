@@ -5,9 +5,10 @@
  *
  *   resp_echo_server [--token T] [--idle-ms N] [--max-clients N] [--max-bulk N]
  *                    [--max-output N] [--unix PATH] [--host H] [--store DIR]
+ *                    [--demo-points N]
  *
  * With --store, a store is opened (created) in DIR for the series commands, and when it holds
- * no series it is seeded with "DEMO:a21026:hour": 48 hourly points from
+ * no series it is seeded with "DEMO:a21026:hour": 48 hourly points (or --demo-points N) from
  * 2023-11-14T00:00:00Z, the value of point i being i.
  */
 #include <signal.h>
@@ -24,14 +25,14 @@ static query_server *srv;
 
 #define DEMO_T0 1699920000
 
-static int seed(storage *st)
+static int seed(storage *st, int npoints)
 {
     storage_sid sid;
     if (storage_series_count(st) > 0)
         return 0;
     int rc = storage_series_ensure(st, "DEMO:a21026:hour", STORAGE_IV_AUTO, &sid);
     storage_batch *b = storage_batch_create();
-    for (int i = 0; rc == 0 && i < 48; i++) {
+    for (int i = 0; rc == 0 && i < npoints; i++) {
         storage_point p = {.ts = DEMO_T0 + i * 3600, .mask = 1u << STORAGE_COL_AVG,
                            .flag = 'N'};
         p.v[STORAGE_COL_AVG] = i;
@@ -62,6 +63,7 @@ int main(int argc, char **argv)
 {
     query_options o;
     const char *store_dir = NULL;
+    int demo_points = 48;
     storage *st = NULL;
     query_options_default(&o);
     o.port = 0;
@@ -83,6 +85,8 @@ int main(int argc, char **argv)
             o.host = v;
         else if (strcmp(k, "--store") == 0)
             store_dir = v;
+        else if (strcmp(k, "--demo-points") == 0)
+            demo_points = atoi(v);
         else {
             fprintf(stderr, "resp_echo_server: unknown option %s\n", k);
             return 2;
@@ -92,7 +96,7 @@ int main(int argc, char **argv)
     if (store_dir) {
         int src = storage_open(store_dir, NULL, &st);
         if (src == 0)
-            src = seed(st);
+            src = seed(st, demo_points);
         if (src != 0) {
             fprintf(stderr, "resp_echo_server: %s: %s\n", store_dir, storage_strerror(src));
             storage_close(st);
