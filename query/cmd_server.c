@@ -298,14 +298,16 @@ static void cmd_info(query_client *c, size_t argc, const resp_arg *argv)
                 "total_commands_processed:%llu\r\ntotal_net_input_bytes:%llu\r\n"
                 "total_net_output_bytes:%llu\r\nrejected_connections:%llu\r\n"
                 "total_error_replies:%llu\r\ntotal_protocol_errors:%llu\r\n"
-                "idle_closed_connections:%llu\r\noutput_paused:%llu\r\n", sep,
+                "idle_closed_connections:%llu\r\noutput_paused:%llu\r\n"
+                "commands_offloaded:%llu\r\n", sep,
                 (unsigned long long)st->connections_received,
                 (unsigned long long)st->commands_processed,
                 (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out,
                 (unsigned long long)st->connections_rejected,
                 (unsigned long long)st->error_replies,
                 (unsigned long long)st->protocol_errors,
-                (unsigned long long)st->idle_closed, (unsigned long long)st->output_paused);
+                (unsigned long long)st->idle_closed, (unsigned long long)st->output_paused,
+                (unsigned long long)st->commands_offloaded);
     }
     fclose(f);
     resp_write_verbatim(&c->out, "txt", text, len);

@@ -6,7 +6,9 @@
  * read. The whole key is looked up first, so a series whose own key ends in a column-like
  * word still resolves. Each command opens a storage read snapshot and closes it before
  * replying, so no snapshot outlives a command. Timestamps are milliseconds on the wire and
- * seconds in storage.
+ * seconds in storage. A range that may scan more than LOOP_MAX_POINTS points runs on a
+ * worker thread (query_client_offload), so one long chart query does not stall every other
+ * client of the loop.
  */
 #include <errno.h>
 #include <math.h>
@@ -19,6 +21,7 @@
 #include "ts_range.h"
 
 #define AGG_FIRST_BATCH 4096 /* buckets asked of storage_aggregate at first */
+#define LOOP_MAX_POINTS 10000 /* a query that may scan more runs on a worker thread */
 
 static storage *store_of(query_client *c)
 {
@@ -173,6 +176,42 @@ done:
     return rc;
 }
 
+/* Seconds between points of a series' interval class, for estimates. */
+static int64_t step_of(storage *st, storage_sid sid)
+{
+    switch (storage_series_interval(st, sid)) {
+    case STORAGE_IV_RTD: return 1;
+    case STORAGE_IV_MIN: return 60;
+    case STORAGE_IV_DAY: return 86400;
+    default: return 3600;
+    }
+}
+
+/* The newest q->count samples (TS.REVRANGE ... COUNT n): windows reaching back from the
+ * end, four times longer each time, instead of the whole history. */
+static int scan_newest(storage_reader *r, storage_sid sid, int col, int64_t from_s,
+                       int64_t to_s, int64_t step, const ts_range_req *q, ts_samples *out)
+{
+    int64_t hi = to_s, lo, span = step * (q->count < 8 ? 16 : 2 * q->count);
+    if (hi == INT64_MAX) {
+        storage_point p;
+        int rc = storage_latest(r, sid, &p);
+        if (rc != 0)
+            return rc == -ENOENT ? 0 : rc;
+        hi = p.ts;
+    }
+    for (;;) {
+        if (__builtin_sub_overflow(hi, span, &lo) || lo < from_s)
+            lo = from_s;
+        out->n = 0;
+        int rc = scan_points(r, sid, col, lo, hi, q, NULL, out, 0);
+        if (rc != 0 || out->n >= (uint64_t)q->count || lo == from_s || out->too_many ||
+            out->oom)
+            return rc;
+        span = span > INT64_MAX / 4 ? INT64_MAX : span * 4;
+    }
+}
+
 static void ts_range(query_client *c, size_t argc, const resp_arg *argv, bool reverse)
 {
     storage *st = store_of(c);
@@ -200,7 +239,9 @@ static void ts_range(query_client *c, size_t argc, const resp_arg *argv, bool re
         goto reply;
     if ((rc = storage_reader_open(st, &r)) != 0)
         goto fail;
-    if (q.agg == TS_AGG_NONE) {
+    if (q.agg == TS_AGG_NONE && reverse && q.count > 0) {
+        rc = scan_newest(r, sid, col, from_s, to_s, step_of(st, sid), &q, &out);
+    } else if (q.agg == TS_AGG_NONE) {
         rc = scan_points(r, sid, col, from_s, to_s, &q, NULL, &out,
                          !reverse && q.count > 0 ? (size_t)q.count : 0);
     } else {
@@ -237,14 +278,51 @@ fail:
     reply_storage_error(c, rc);
 }
 
-static void cmd_ts_range(query_client *c, size_t argc, const resp_arg *argv)
+static void ts_range_fwd(query_client *c, size_t argc, const resp_arg *argv)
 {
     ts_range(c, argc, argv, false);
 }
 
-static void cmd_ts_revrange(query_client *c, size_t argc, const resp_arg *argv)
+static void ts_range_rev(query_client *c, size_t argc, const resp_arg *argv)
 {
     ts_range(c, argc, argv, true);
+}
+
+/* Whether a range query may scan more points than the loop thread should (it must not stall
+ * other clients for more than about a millisecond). Bad arguments are answered inline. */
+static bool is_long_scan(query_client *c, size_t argc, const resp_arg *argv)
+{
+    storage *st = c->srv->opts.storage;
+    ts_range_req q;
+    char err[160];
+    storage_sid sid;
+    int col;
+    if (!st || ts_range_parse(argc, argv, &q, err, sizeof err) != 0 ||
+        resolve_key(st, &argv[1], &sid, &col) != 0)
+        return false;
+    if (q.agg == TS_AGG_NONE && q.count >= 0 && q.count <= LOOP_MAX_POINTS &&
+        !q.filter_value && q.n_filter_ts == 0)
+        return false; /* COUNT bounds the scan */
+    if (q.from_earliest || q.to_latest)
+        return true;
+    return q.to_ms > q.from_ms && (q.to_ms - q.from_ms) / 1000 / step_of(st, sid) >
+           LOOP_MAX_POINTS;
+}
+
+static void cmd_ts_range(query_client *c, size_t argc, const resp_arg *argv)
+{
+    if (is_long_scan(c, argc, argv))
+        query_client_offload(c, ts_range_fwd, argc, argv);
+    else
+        ts_range_fwd(c, argc, argv);
+}
+
+static void cmd_ts_revrange(query_client *c, size_t argc, const resp_arg *argv)
+{
+    if (is_long_scan(c, argc, argv))
+        query_client_offload(c, ts_range_rev, argc, argv);
+    else
+        ts_range_rev(c, argc, argv);
 }
 
 static void cmd_dbsize(query_client *c, size_t argc, const resp_arg *argv)

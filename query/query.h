@@ -66,6 +66,7 @@ typedef struct query_stats {
     uint64_t idle_closed;          /* clients closed by the idle timeout */
     uint64_t bytes_in, bytes_out;
     uint64_t output_paused;        /* times a client's reading stopped for back-pressure */
+    uint64_t commands_offloaded;   /* commands run on a worker thread (long scans) */
 } query_stats;
 
 /* Creates a server on loop with opts (NULL: defaults); nothing is bound yet. On success *out

@@ -56,6 +56,9 @@ struct query_client {
     bool reading;                /* uv_read_start active */
     bool writing;                /* a uv_write in flight */
     bool shutting;               /* uv_shutdown started: closing after the FIN */
+    bool blocked;                /* a command runs on a worker thread: no reading, no
+                                    parsing (its arguments live in rbuf and the parser) */
+    bool handle_closed;          /* the close callback ran; memory waits for the worker */
     char name[64];               /* CLIENT SETNAME; "" when unset */
     char lib_name[32], lib_ver[32];
     char addr[64], laddr[64];    /* "ip:port" of the peer and of our end */
@@ -93,6 +96,14 @@ struct query_server {
     const query_cmd **cmds;      /* owned: every command, sorted by name */
     size_t ncmds;
 };
+
+/* Runs fn(c', argc, argv) on libuv's thread pool instead of the loop, for a command that
+ * may take long (a scan of many points). Call it from a handler in place of replying: the
+ * client reads and parses nothing more until fn is done; then the reply fn wrote goes out in
+ * order and the client carries on. c' is a stand-in for c with srv, id, authed and a fresh
+ * writer in c's protocol; fn must touch nothing else of c or of the server but what is
+ * immutable (srv->opts). When the thread pool refuses the work, fn runs inline. */
+void query_client_offload(query_client *c, query_cmd_fn fn, size_t argc, const resp_arg *argv);
 
 /* The command named by a (case-insensitive), or NULL. */
 const query_cmd *query_cmd_lookup(const query_server *s, const resp_arg *a);

@@ -207,9 +207,8 @@ static size_t pending_output(const query_client *c)
     return c->out.len + c->wlen;
 }
 
-static void on_client_closed(uv_handle_t *h)
+static void free_client(query_client *c)
 {
-    query_client *c = h->data;
     query_server *s = c->srv;
     if (c->prev)
         c->prev->next = c->next;
@@ -224,6 +223,14 @@ static void on_client_closed(uv_handle_t *h)
     free(c->wbuf);
     free(c);
     maybe_finish(s);
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+    query_client *c = h->data;
+    c->handle_closed = true;
+    if (!c->blocked) /* else a worker still reads its arguments: offload_done frees */
+        free_client(c);
 }
 
 static void close_client(query_client *c)
@@ -342,7 +349,7 @@ static void update_reading(query_client *c)
     if (c->closing)
         return;
     bool over = pending_output(c) > s->opts.max_output_len;
-    bool want = !c->close_after_reply && !s->closing && !over;
+    bool want = !c->close_after_reply && !s->closing && !over && !c->blocked;
     if (want && !c->reading) {
         if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0) {
             close_client(c);
@@ -397,7 +404,7 @@ static void dispatch(query_client *c, size_t argc, const resp_arg *argv)
 static void process(query_client *c)
 {
     query_server *s = c->srv;
-    while (!c->closing && !c->close_after_reply && c->rstart < c->rlen &&
+    while (!c->closing && !c->close_after_reply && !c->blocked && c->rstart < c->rlen &&
            pending_output(c) <= s->opts.max_output_len) {
         size_t used = 0;
         int rc = resp_parse(&c->parser, c->rbuf + c->rstart, c->rlen - c->rstart, &used, NULL);
@@ -413,7 +420,7 @@ static void process(query_client *c)
         }
         dispatch(c, c->parser.argc, c->parser.argv);
     }
-    if (c->rstart == c->rlen) {
+    if (c->rstart == c->rlen && !c->blocked) {
         c->rstart = c->rlen = 0;
         if (c->rcap > 4 * READ_CHUNK && c->parser.state == 0) {
             free(c->rbuf);
@@ -525,6 +532,68 @@ static void on_connection(uv_stream_t *listener, int status)
     update_reading(c);
 }
 
+/* ---- Commands on worker threads ------------------------------------------------------ */
+
+typedef struct offload {
+    uv_work_t req;
+    query_client *c;
+    query_client shadow;   /* what fn sees in place of c */
+    query_cmd_fn fn;
+    size_t argc;
+    const resp_arg *argv;  /* borrowed from c's buffers, untouched while c is blocked */
+} offload;
+
+static void offload_work(uv_work_t *req)
+{
+    offload *o = req->data;
+    o->fn(&o->shadow, o->argc, o->argv);
+}
+
+static void offload_done(uv_work_t *req, int status)
+{
+    offload *o = req->data;
+    query_client *c = o->c;
+    c->blocked = false;
+    if (c->handle_closed) {
+        free_client(c);
+    } else if (!c->closing) {
+        resp_write_raw(&c->out, o->shadow.out.data, o->shadow.out.len);
+        if (o->shadow.out.oom)
+            c->out.oom = true;
+        c->srv->stats.error_replies += o->shadow.out.errors;
+        c->last_ms = uv_now(c->srv->loop);
+        process(c); /* send the reply, then run what came after the command */
+    }
+    resp_writer_free(&o->shadow.out);
+    free(o);
+}
+
+void query_client_offload(query_client *c, query_cmd_fn fn, size_t argc, const resp_arg *argv)
+{
+    offload *o = calloc(1, sizeof *o);
+    if (!o) {
+        fn(c, argc, argv);
+        return;
+    }
+    o->c = c;
+    o->fn = fn;
+    o->argc = argc;
+    o->argv = argv;
+    o->shadow.srv = c->srv;
+    o->shadow.id = c->id;
+    o->shadow.authed = c->authed;
+    resp_writer_init(&o->shadow.out, c->out.proto);
+    o->req.data = o;
+    if (uv_queue_work(c->srv->loop, &o->req, offload_work, offload_done) != 0) {
+        resp_writer_free(&o->shadow.out);
+        free(o);
+        fn(c, argc, argv);
+        return;
+    }
+    c->blocked = true;
+    c->srv->stats.commands_offloaded++;
+}
+
 /* ---- Listening ----------------------------------------------------------------------- */
 
 static void on_idle_timer(uv_timer_t *t)
@@ -532,7 +601,7 @@ static void on_idle_timer(uv_timer_t *t)
     query_server *s = t->data;
     uint64_t now = uv_now(s->loop);
     for (query_client *c = s->clients; c; c = c->next)
-        if (!c->closing && now - c->last_ms >= s->opts.idle_timeout_ms) {
+        if (!c->closing && !c->blocked && now - c->last_ms >= s->opts.idle_timeout_ms) {
             s->stats.idle_closed++;
             close_client(c);
         }

@@ -459,6 +459,30 @@ def test_series():
     check(srv.stop() == 0, "the server with a store exits cleanly")
     shutil.rmtree(d)
 
+    # Long scans run on worker threads: clients that leave mid-query, and a shutdown with
+    # queries in flight, must neither crash nor leak (the sanitized build checks).
+    d = tempfile.mkdtemp()
+    srv = Server("--store", d, "--demo-points", "50000")
+    slow = encode("TS.RANGE", key, "-", "+", "FILTER_BY_VALUE", "-inf", "inf",
+                  "AGGREGATION", "std.s", "3600000")
+    for _ in range(20):
+        c = Conn(srv.port)
+        c.send(slow)
+        c.close()
+    c = Conn(srv.port)
+    c.send(slow + encode("PING"))
+    r = c.reply()
+    check(isinstance(r, list) and len(r) == 50000 and c.reply() == "PONG",
+          "a long scan answers, then the pipeline carries on in order")
+    check(int(info_field(c, "commands_offloaded")) >= 21, "long scans ran on worker threads")
+    busy = [Conn(srv.port) for _ in range(4)]
+    for b in busy:
+        b.send(slow * 3)
+    check(srv.stop() == 0, "a shutdown with long scans in flight exits cleanly")
+    for x in busy + [c]:
+        x.close()
+    shutil.rmtree(d)
+
 
 def main():
     srv = Server()

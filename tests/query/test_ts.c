@@ -1,13 +1,16 @@
 /* test_ts.c: TS.GET, TS.RANGE, TS.REVRANGE and DBSIZE against a real store. Two days of
- * hourly points (with a three-hour gap) are written to a temporary store; the handlers run
- * on a server that is created but not listening, and their replies are decoded and compared
- * with values computed here from the same points. Aggregations are checked both through
+ * hourly points (with a three-hour gap) are written to a temporary store; commands go to a
+ * server on 127.0.0.1 over real connections (RESP2 and RESP3; long scans take the worker
+ * thread path), and the replies are decoded and compared with values computed here from the
+ * same points. Aggregations are checked both through
  * storage's bucket path and through the point-by-point path (forced by a pass-all value
  * filter), which must agree. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "query_int.h"
@@ -23,26 +26,69 @@ static int64_t pts_ts[NPTS];
 static double pts_v[NPTS];
 static size_t npts;
 
-/* Runs one command line (words split on spaces) and returns the reply bytes (malloc'd). */
+static uv_loop_t loop;
+static int conn[4]; /* conn[2]: a RESP2 connection, conn[3]: a RESP3 one */
+
+/* Length of the complete reply at s[0..len), or 0 if it is not complete yet. */
+static size_t reply_len(const char *s, size_t len)
+{
+    const char *nl = memchr(s, '\n', len);
+    if (!nl)
+        return 0;
+    size_t head = (size_t)(nl - s) + 1;
+    long long n = strtoll(s + 1, NULL, 10);
+    if (*s == '$' || *s == '=')
+        return n < 0 ? head : head + (size_t)n + 2 <= len ? head + (size_t)n + 2 : 0;
+    if (*s != '*' && *s != '%' && *s != '~')
+        return head;
+    size_t at = head;
+    for (long long i = 0; i < (*s == '%' ? 2 * n : n); i++) {
+        size_t k = reply_len(s + at, len - at);
+        if (!k)
+            return 0;
+        at += k;
+    }
+    return at;
+}
+
+/* Sends one command line (words split on spaces) over a real connection, runs the loop until
+ * the whole reply is back, and returns it (malloc'd, NUL-terminated). */
 static char *run(int proto, const char *line)
 {
-    char buf[512];
-    resp_arg argv[64];
-    size_t argc = 0;
+    char buf[512], req[1024];
+    int argc = 0, n = 0;
     snprintf(buf, sizeof buf, "%s", line);
+    char *words[64];
     for (char *t = strtok(buf, " "); t && argc < 64; t = strtok(NULL, " "))
-        argv[argc++] = (resp_arg){t, strlen(t)};
-    query_client *c = calloc(1, sizeof *c);
-    c->srv = srv;
-    c->authed = true;
-    resp_writer_init(&c->out, proto);
-    const query_cmd *cmd = query_cmd_lookup(srv, &argv[0]);
-    if (cmd)
-        cmd->fn(c, argc, argv);
-    resp_write_raw(&c->out, "", 1);
-    char *out = c->out.data;
-    free(c);
+        words[argc++] = t;
+    n = snprintf(req, sizeof req, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++)
+        n += snprintf(req + n, sizeof req - (size_t)n, "$%zu\r\n%s\r\n", strlen(words[i]),
+                      words[i]);
+    send(conn[proto], req, (size_t)n, 0);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    for (int spins = 0; spins < 2000000; spins++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        ssize_t got = recv(conn[proto], out + len, cap - 1 - len, MSG_DONTWAIT);
+        if (got > 0)
+            len += (size_t)got;
+        if (len && reply_len(out, len) == len)
+            break;
+        if (len + 1 == cap)
+            out = realloc(out, cap *= 2);
+    }
+    out[len] = 0;
     return out;
+}
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connect(fd, (struct sockaddr *)&a, sizeof a);
+    return fd;
 }
 
 /* Decodes a RESP2 or RESP3 array of [ts, value] pairs; returns the count or -1. */
@@ -272,27 +318,42 @@ int main(void)
     CHECK_EQ_INT(storage_open(dir, NULL, &st), 0);
     write_data(st);
 
-    uv_loop_t loop;
     uv_loop_init(&loop);
     query_options o;
     query_options_default(&o);
+    o.port = 0;
     o.storage = st;
     CHECK_EQ_INT(query_server_create(&loop, &o, &srv), 0);
+    CHECK_EQ_INT(query_server_start(srv), 0);
+    conn[2] = connect_to(query_server_port(srv));
+    conn[3] = connect_to(query_server_port(srv));
+    char *r = run(3, "HELLO 3");
+    CHECK(r[0] == '%');
+    free(r);
     test_get();
     test_raw();
     test_aggregations();
     test_bucket_options();
-    query_server_close(srv, NULL, NULL);
+    query_stats qs;
+    query_server_get_stats(srv, &qs);
+    CHECK(qs.commands_offloaded > 10); /* the '- +' ranges ran on worker threads */
+    CHECK(qs.commands_offloaded < qs.commands_processed);
+    close(conn[2]);
+    close(conn[3]);
 
     /* A server without a store answers series commands with an error. */
+    query_server_close(srv, NULL, NULL);
     o.storage = NULL;
     CHECK_EQ_INT(query_server_create(&loop, &o, &srv), 0);
-    char *r = run(2, "TS.GET " KEY);
+    CHECK_EQ_INT(query_server_start(srv), 0);
+    conn[2] = connect_to(query_server_port(srv));
+    r = run(2, "TS.GET " KEY);
     CHECK_EQ_STR(r, "-ERR TSDB: this server has no store open\r\n");
     free(r);
+    close(conn[2]);
     query_server_close(srv, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
 
     storage_close(st);
     st_rmdir(dir);
