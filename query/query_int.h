@@ -105,6 +105,15 @@ struct query_server {
  * immutable (srv->opts). When the thread pool refuses the work, fn runs inline. */
 void query_client_offload(query_client *c, query_cmd_fn fn, size_t argc, const resp_arg *argv);
 
+/* client.c: accepts a connection on a listener (the uv_connection_cb of both listeners);
+ * closes a client (idempotent; its memory goes in the close callback). */
+void query_client_accept(uv_stream_t *listener, int status);
+void query_client_close(query_client *c);
+
+/* server.c: frees a closing server once its handles and clients are gone (then calls the
+ * close callback); a no-op otherwise. */
+void query_server_maybe_finish(query_server *s);
+
 /* The command named by a (case-insensitive), or NULL. */
 const query_cmd *query_cmd_lookup(const query_server *s, const resp_arg *a);
 
