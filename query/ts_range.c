@@ -56,6 +56,8 @@ static int parse_aggregation(size_t argc, const resp_arg *argv, size_t *i, ts_ra
         return bad(err, errlen, "Unknown aggregation type");
     if (resp_arg_int64(&argv[*i + 2], &r->bucket_ms) != 0 || r->bucket_ms <= 0)
         return bad(err, errlen, "bucketDuration must be greater than zero");
+    if (r->bucket_ms > TS_MAX_MS)
+        return bad(err, errlen, "bucketDuration is too large");
     *i += 2;
     return 0;
 }
@@ -94,7 +96,8 @@ static int parse_option(size_t argc, const resp_arg *argv, size_t *i, ts_range_r
             r->align = TS_ALIGN_START;
         else if (resp_arg_ieq(v, "end") || (v->len == 1 && v->ptr[0] == '+'))
             r->align = TS_ALIGN_END;
-        else if (resp_arg_int64(v, &r->align_ms) != 0)
+        else if (resp_arg_int64(v, &r->align_ms) != 0 || r->align_ms > TS_MAX_MS ||
+                 r->align_ms < -TS_MAX_MS)
             return bad(err, errlen, "unknown ALIGN parameter");
         *have_align = true;
     } else if (resp_arg_ieq(a, "AGGREGATION")) {

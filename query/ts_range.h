@@ -17,6 +17,8 @@
 
 #define TS_MAX_FILTER_TS 128        /* FILTER_BY_TS timestamps, as RedisTimeSeries allows */
 #define TS_MAX_REPLY_SAMPLES 2000000 /* beyond this a reply is refused: use COUNT or buckets */
+#define TS_MAX_MS (INT64_C(1) << 50) /* bucket widths and alignments beyond ~35,000 years are
+                                        refused, so bucket arithmetic cannot overflow */
 
 enum ts_agg {
     TS_AGG_NONE = 0,

@@ -66,6 +66,10 @@ static void test_parse(void)
         {"TS.RANGE k - + FILTER_BY_VALUE 1", "ERR TSDB: Couldn't parse MIN or MAX of FILTER_BY_VALUE"},
         {"TS.RANGE k - + FILTER_BY_TS", "ERR TSDB: FILTER_BY_TS needs at least one timestamp"},
         {"TS.RANGE k - + WITHLABELS", "ERR TSDB: unknown option 'WITHLABELS'"},
+        {"TS.RANGE k - + AGGREGATION avg 9223372036854775807",
+         "ERR TSDB: bucketDuration is too large"},
+        {"TS.RANGE k - + ALIGN -9223372036854775808 AGGREGATION avg 1000",
+         "ERR TSDB: unknown ALIGN parameter"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
