@@ -76,14 +76,16 @@ int query_server_create(struct uv_loop_s *loop, const query_options *opts,
                         query_server **out);
 
 /* Binds and listens on the configured addresses. Returns 0; -EACCES when the TCP host is
- * not a loopback address and no auth_token is set; or the bind/listen error (-EADDRINUSE,
- * ...), in which case nothing is left listening. */
+ * not a loopback address and no auth_token is set; -EINVAL when already started (a stopped
+ * server may start again once the loop has run its listeners' close callbacks); or the
+ * bind/listen error (-EADDRINUSE, ...), in which case nothing is left listening. */
 int query_server_start(query_server *s);
 
 /* The TCP port bound (useful with port 0), or -1 when not listening on TCP. */
 int query_server_port(const query_server *s);
 
-/* Stops accepting new connections; connected clients are served on. Idempotent. */
+/* Stops accepting new connections (the listeners close, the Unix socket file is removed);
+ * connected clients are served on. Idempotent. */
 void query_server_stop(query_server *s);
 
 /* Stops the server, closes every client, and frees the server once all its handles are

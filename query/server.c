@@ -262,8 +262,8 @@ static int listen_unix(query_server *s)
 int query_server_start(query_server *s)
 {
     int rc = 0;
-    if (s->closing || s->tcp_open || s->pipe_open)
-        return -EINVAL;
+    if (s->closing || s->tcp_open || s->pipe_open || s->open_handles > 0)
+        return -EINVAL; /* running, or listeners of an earlier start still closing */
     if (s->host && (rc = listen_tcp(s)) != 0)
         goto fail;
     if (s->unix_path && (rc = listen_unix(s)) != 0)
@@ -290,6 +290,7 @@ void query_server_stop(query_server *s)
 {
     if (s->tcp_open) {
         s->tcp_open = false;
+        s->port = -1;
         close_handle(s, (uv_handle_t *)&s->tcp);
     }
     if (s->pipe_open) {

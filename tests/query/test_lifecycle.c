@@ -66,6 +66,15 @@ static void test_two_servers(uv_loop_t *loop)
     CHECK_EQ_INT(query_server_start(c), -EADDRINUSE);
     CHECK_EQ_INT(query_server_port(c), -1);
 
+    /* Stop, then start again once the listener has closed. */
+    CHECK_EQ_INT(query_server_start(a), -EINVAL);
+    query_server_stop(a);
+    CHECK_EQ_INT(query_server_port(a), -1);
+    CHECK_EQ_INT(query_server_start(a), -EINVAL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    CHECK_EQ_INT(query_server_start(a), 0);
+    CHECK(query_server_port(a) > 0);
+
     query_stats st;
     query_server_get_stats(a, &st);
     CHECK_EQ_INT(st.clients, 0);
