@@ -548,6 +548,82 @@ size_t engine_detector_episodes(const engine_detector *d, const engine_episode *
 /* Periods ignored because they were older than the horizon. */
 uint64_t engine_detector_too_late(const engine_detector *d);
 
+/* ---- Data-quality findings (quality.c) ------------------------------------------------ */
+
+/* What regulators watch for besides exceedances: signs that monitoring is broken or
+ * tampered with. Checks run over sorted arrays of points (batch or a trailing window). */
+enum engine_finding_kind {
+    ENGINE_FIND_SILENT = 0,    /* no data for longer than silent_hours */
+    ENGINE_FIND_FLATLINE,      /* identical values for >= flat_hours while the plant runs */
+    ENGINE_FIND_ZEROS,         /* zeros for >= zero_hours while the plant runs */
+    ENGINE_FIND_DILUTION,      /* O2 far above the outlet's normal (air added) */
+    ENGINE_FIND_FLAGGED_DAY,   /* a day with too large a share of C/M/D/B periods */
+    ENGINE_FIND_MISMATCH,      /* a reported hourly average disagrees with its minutes */
+};
+
+const char *engine_finding_name(int kind); /* "silent", "flatline", ... */
+
+typedef struct engine_finding {
+    int kind;           /* enum engine_finding_kind */
+    int64_t start, end; /* SILENT: the first and last second without data; others: first and
+                           last period start concerned (a day's start for FLAGGED_DAY) */
+    uint32_t count;     /* periods concerned (SILENT: missing periods) */
+    double value;       /* FLATLINE: the value; DILUTION: highest O2; FLAGGED_DAY: the share;
+                           MISMATCH: the reported average; SILENT: hours without data */
+    double reference;   /* DILUTION: the threshold; FLAGGED_DAY: the allowed share;
+                           MISMATCH: the average computed from minutes */
+} engine_finding;
+
+typedef void (*engine_finding_fn)(void *ud, const engine_finding *f);
+
+/* Thresholds; engine_quality_opts_init() sets the defaults shown. */
+typedef struct engine_quality_opts {
+    double silent_hours;     /* default 4 */
+    double flat_hours;       /* default 24 */
+    double flat_tolerance;   /* values within this of the run's first are identical (0) */
+    double zero_hours;       /* default 3 */
+    double zero_eps;         /* |value| <= this is zero (default 0) */
+    double running_flow;     /* the plant runs while flow > this (default 0); without a
+                                flow series it is taken as running; unknown flow (NaN) at a
+                                point: not judged there */
+    uint32_t o2_window;      /* trailing periods of the O2 baseline (default 168) */
+    uint32_t o2_min_baseline;/* fewer baseline points: not judged (default 24) */
+    double o2_k;             /* threshold = median + max(k * MAD, o2_min_margin) (5) */
+    double o2_min_margin;    /* percentage points (default 2) */
+    double o2_abs_max;       /* O2 above this is dilution whatever the baseline; NaN: off
+                                (default) */
+    double flagged_share;    /* a day with a share of C/M/D/B periods above this (0.25) */
+    double mismatch_abs;     /* reported and computed hourly averages disagree when they */
+    double mismatch_rel;     /* differ by more than max(abs, rel * |computed|): 0.1, 0.02 */
+    int64_t offset_s;        /* local days (default China, UTC+8) */
+    const engine_rollup_opts *rollup; /* how minutes roll up (MISMATCH); NULL: defaults */
+} engine_quality_opts;
+
+void engine_quality_opts_init(engine_quality_opts *o);
+
+/* One series to check: the pollutant's points (AVG column and flag), sorted by ts. */
+typedef struct engine_quality_series {
+    const storage_point *p;
+    size_t n;
+    int64_t step_s;      /* the data interval: 60 (minutes), 3600 (hours) ... */
+    const double *flow;  /* NULL, or n flows aligned with p (NaN: unknown) */
+    const double *o2;    /* NULL, or n O2 values (%) aligned with p (NaN: unknown) */
+    int64_t from, to;    /* the time range judged, [from, to): silence at either end counts */
+} engine_quality_series;
+
+/* Runs the silence, flat-line, zero, dilution (when o2 is given) and flagged-day checks and
+ * calls cb once per finding, in that order of checks, each by time. Only points with a valid
+ * flag (N, T) are judged for flat lines, zeros and dilution; an invalid point or a gap in
+ * time ends a run. Returns the number of findings, or -EINVAL. */
+int engine_quality_check(const engine_quality_series *s, const engine_quality_opts *o,
+                         engine_finding_fn cb, void *ud);
+
+/* Rolls each reported hour's minutes up (engine_rollup_hour) and reports every hour whose
+ * reported AVG disagrees with a valid computed one. Both series sorted by ts. Returns the
+ * number of findings, or -EINVAL. */
+int engine_quality_compare_hours(const engine_quality_series *reported,
+                                 const engine_quality_series *minutes,
+                                 const engine_quality_opts *o, engine_finding_fn cb, void *ud);
 /* ---- The running registry (registry_store.c) ------------------------------------------ */
 
 /* Loads the files of a comma-separated list into r: *.json, or CSV named for its kind
