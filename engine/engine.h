@@ -548,6 +548,16 @@ size_t engine_detector_episodes(const engine_detector *d, const engine_episode *
 /* Periods ignored because they were older than the horizon. */
 uint64_t engine_detector_too_late(const engine_detector *d);
 
+/* The detector's whole state as bytes (a storage kv value), so episodes and their ids
+ * survive a restart: the periods in the horizon and each episode's id, anchor and state.
+ * Format: magic "PLDT", version, then little-endian fields (see detector.c). *out is
+ * malloc'd, owned by the caller. Returns 0 or -ENOMEM. */
+int engine_detector_encode(const engine_detector *d, uint8_t **out, size_t *len);
+/* A detector from encoded bytes, checked: records sorted and unique, episodes exactly those
+ * the records give, ids distinct. Returns 0 with *out owned by the caller, -EBADMSG, or
+ * -ENOMEM. */
+int engine_detector_decode(const uint8_t *buf, size_t len, engine_detector **out);
+
 /* ---- Data-quality findings (quality.c) ------------------------------------------------ */
 
 /* What regulators watch for besides exceedances: signs that monitoring is broken or

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
@@ -342,6 +343,60 @@ static void test_daily_and_horizon(void)
     CHECK_EQ_INT(engine_detector_create("MN2", "w01018", ENGINE_PERIOD_MONTH, &o, &d), -EINVAL);
 }
 
+/* The state survives a round trip through bytes: same bytes again, same events after. */
+static void test_state(void)
+{
+    engine_detector *d = mk(1);
+    hour(d, 10, 150);
+    hour(d, 11, 150);
+    hour(d, 13, 150);
+    hour(d, 9, 150);
+    feed(d, HR(14), 0, 100, 'C', true);
+    hour(d, 16, 20);
+    hour(d, 18, 300);
+    uint8_t *a, *b;
+    size_t alen, blen;
+    CHECK_EQ_INT(engine_detector_encode(d, &a, &alen), 0);
+    engine_detector *d2 = NULL;
+    CHECK_EQ_INT(engine_detector_decode(a, alen, &d2), 0);
+    CHECK_EQ_INT(engine_detector_encode(d2, &b, &blen), 0);
+    CHECK(alen == blen && memcmp(a, b, alen) == 0);
+    const engine_episode *e1, *e2;
+    CHECK_EQ_INT(engine_detector_episodes(d, &e1), 2);
+    CHECK_EQ_INT(engine_detector_episodes(d2, &e2), 2);
+    CHECK(memcmp(e1, e2, 2 * sizeof *e1) == 0);
+    /* Both go on alike. */
+    char s1[32], s2[32];
+    int same = 1;
+    for (int i = 0; i < 40; i++) {
+        int h = (i * 7) % 30;
+        double v = i % 3 ? 150 : 40;
+        snprintf(s1, sizeof s1, "%s", hour(d, h, v));
+        uint64_t id1 = lg.n ? lg.ev[0].ep.id : 0;
+        snprintf(s2, sizeof s2, "%s", hour(d2, h, v));
+        uint64_t id2 = lg.n ? lg.ev[0].ep.id : 0;
+        same &= strcmp(s1, s2) == 0 && id1 == id2;
+    }
+    CHECK(same);
+    /* Every truncation, a changed episode start and a trailing byte are refused. */
+    int refused = 0;
+    for (size_t cut = 0; cut < alen; cut++) {
+        engine_detector *x = NULL;
+        refused += engine_detector_decode(a, cut, &x) == -EBADMSG;
+    }
+    CHECK_EQ_INT(refused, alen);
+    engine_detector *x = NULL;
+    b = realloc(b, alen + 1);
+    b[alen] = 0;
+    CHECK_EQ_INT(engine_detector_decode(b, alen + 1, &x), -EBADMSG);
+    b[alen - 9] ^= 1; /* the last episode's start */
+    CHECK_EQ_INT(engine_detector_decode(b, alen, &x), -EBADMSG);
+    free(a);
+    free(b);
+    engine_detector_destroy(d);
+    engine_detector_destroy(d2);
+}
+
 int main(void)
 {
     test_basic();
@@ -351,5 +406,6 @@ int main(void)
     test_deterministic();
     test_limit_changes();
     test_daily_and_horizon();
+    test_state();
     return tap_done();
 }
