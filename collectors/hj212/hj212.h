@@ -120,10 +120,12 @@ size_t hj212_framer_feed(hj212_framer *f, const void *data, size_t len);
 /* Takes the next complete frame: 1 with *out filled, 0 when more input is needed. */
 int hj212_framer_next(hj212_framer *f, hj212_frame *out);
 
-/* Takes a packet that lacks only its line end: when the buffer ends in 4 hex digits (and
- * perhaps "\r") right after the segment the length field announces, or right after a
- * closing "&&". For a device that sends no line end and waits for its answer: call it when
- * the connection has been quiet for a while (a few hundred ms). 1 with *out filled, else 0. */
+/* Takes a packet the framer holds back for want of what follows it: a buffer ending in
+ * 4 hex digits (perhaps with "\r") right after the segment the length field announces or
+ * right after a closing "&&" (a device that sends no line end), or ending in a line end
+ * before the announced end (a length field too long, and a CRC that does not vouch for
+ * the cut). Call it when the connection has been quiet for a while (a few hundred ms),
+ * since such devices wait for their answer. 1 with *out filled, else 0. */
 int hj212_framer_flush(hj212_framer *f, hj212_frame *out);
 
 /* Feeds all len bytes, calling cb for each frame (the frame is valid during the call). */

@@ -51,7 +51,11 @@ static void put_f(wbuf *w, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    put(w, tmp, n > 0 && (size_t)n < sizeof tmp ? (size_t)n : 0);
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        w->over = true; /* never write a cut field */
+        return;
+    }
+    put(w, tmp, (size_t)n);
 }
 
 static hj212_str str_z(const char *s)

@@ -131,7 +131,7 @@ static void emit(hj212_framer *f, hj212_frame *out, int declared, size_t seg_end
     f->scan = 0;
 }
 
-/* Is there a trailer at offset t (4 hex digits, then "\r\n", "\n" or the next "##")?
+/* Is there a trailer at offset t: 4 hex digits, then "\r\n", "\n" or the next "##dddd"?
  * 1 yes (*term: line-end bytes, *flags), 0 no, -1 cannot tell yet. */
 static int trailer_at(const char *b, size_t avail, size_t t, size_t *term, unsigned *flags)
 {
@@ -145,61 +145,99 @@ static int trailer_at(const char *b, size_t avail, size_t t, size_t *term, unsig
         *flags = HJ212_FRAME_NO_CR;
         return 1;
     }
-    if (c != '\r' && c != '#')
-        return 0;
-    if (avail < t + 6)
-        return -1;
-    if (c == '\r' && b[t + 5] == '\n') {
+    if (c == '\r') {
+        if (avail < t + 6)
+            return -1;
         *term = 2;
         *flags = 0;
-        return 1;
+        return b[t + 5] == '\n';
     }
-    if (c == '#' && b[t + 5] == '#') {
-        *term = 0;
-        *flags = HJ212_FRAME_NO_CRLF;
-        return 1;
-    }
-    return 0;
+    if (c != '#')
+        return 0;
+    if (avail < t + 10)
+        return -1;
+    *term = 0;
+    *flags = HJ212_FRAME_NO_CRLF;
+    return b[t + 5] == '#' && digits4(b + t + 6);
 }
 
-/* A line end at q: the segment ends before the CRC (or before nothing, when the device
- * sent no CRC after the closing "&&"). 1 framed, 0 the line is no packet. */
-static int frame_at_newline(hj212_framer *f, hj212_frame *out, int declared, size_t q)
+/* Where a packet ending in the line end at q has its segment end and CRC: before 4 hex
+ * digits, or right after a closing "&&" (no CRC, or 4 bytes that are no hex). */
+static bool line_end(const char *b, size_t q, size_t *seg_end, size_t *crc_len,
+                     unsigned *flags)
 {
-    const char *b = f->buf + f->start;
     size_t e = q;
-    unsigned flags = HJ212_FRAME_NO_CR;
+    *flags = HJ212_FRAME_NO_CR;
     if (e > HEAD_LEN && b[e - 1] == '\r') {
         e--;
-        flags = 0;
+        *flags = 0;
     }
     if (e >= HEAD_LEN + 4 && hex4(b + e - 4)) {
-        emit(f, out, declared, e - 4, 4, q + 1, flags);
-        return 1;
+        *seg_end = e - 4;
+        *crc_len = 4;
+    } else if (e >= HEAD_LEN + 2 && b[e - 1] == '&' && b[e - 2] == '&') {
+        *seg_end = e;
+        *crc_len = 0;
+    } else if (e >= HEAD_LEN + 6 && b[e - 5] == '&' && b[e - 6] == '&') {
+        *seg_end = e - 4;
+        *crc_len = 4;
+    } else {
+        return false;
     }
-    if (e >= HEAD_LEN + 2 && b[e - 1] == '&' && b[e - 2] == '&') {
-        emit(f, out, declared, e, 0, q + 1, flags); /* no CRC at all */
-        return 1;
-    }
-    if (e >= HEAD_LEN + 6 && b[e - 5] == '&' && b[e - 6] == '&') {
-        emit(f, out, declared, e - 4, 4, q + 1, flags); /* four bytes that are no hex */
-        return 1;
-    }
-    return 0;
+    return true;
 }
 
-/* Searches the candidate at start for its trailer. 1 framed, 0 need more, 2 skipped some
- * bytes (the caller loops). */
+/* A line end before the announced end of the segment may lie inside a text value: it ends
+ * the packet only if the segment before it closes with "&&" and its CRC is right (standard
+ * or MODBUS). The decision rests on the bytes before q alone, so it is the same however
+ * the stream was cut into reads. */
+static bool inner_line_ends(const char *b, size_t q)
+{
+    size_t seg_end, crc_len;
+    unsigned flags;
+    if (!line_end(b, q, &seg_end, &crc_len, &flags) || crc_len != 4 ||
+        b[seg_end - 1] != '&' || b[seg_end - 2] != '&')
+        return false;
+    int kind = hj212_crc_classify(b + HEAD_LEN, seg_end - HEAD_LEN, b + seg_end, 4);
+    return kind != HJ212_CRC_WRONG && kind != HJ212_CRC_MISSING;
+}
+
+/* Frames the packet whose line end is at q (line_end() must hold). */
+static void emit_line(hj212_framer *f, hj212_frame *out, int declared, size_t q)
+{
+    size_t seg_end, crc_len;
+    unsigned flags;
+    line_end(f->buf + f->start, q, &seg_end, &crc_len, &flags);
+    emit(f, out, declared, seg_end, crc_len, q + 1, flags);
+}
+
+/* Searches the candidate at start for its trailer, for when the length field was wrong or
+ * the segment holds a line end or '#'. The first of these ends it: a line end at or past
+ * the announced end that follows a CRC or "&&" (else the line is dropped); a line end
+ * before the announced end that inner_line_ends() accepts; the next "##dddd" (after a CRC,
+ * or after a line end that follows one: else the candidate was cut short and is dropped).
+ * 1 framed, 0 need more, 2 skipped some bytes (the caller loops). */
 static int search(hj212_framer *f, hj212_frame *out, int declared)
 {
     const char *b = f->buf + f->start;
     size_t avail = f->end - f->start;
     size_t lim = avail < f->limit ? avail : f->limit;
+    size_t t = (size_t)declared <= f->max_seg ? HEAD_LEN + (size_t)declared : 0;
     size_t i = f->scan > HEAD_LEN ? f->scan : HEAD_LEN;
+    size_t seg_end, crc_len;
+    unsigned flags;
     for (; i < lim; i++) {
         if (b[i] == '\n') {
-            if (frame_at_newline(f, out, declared, i))
+            if (i < t) {
+                if (!inner_line_ends(b, i))
+                    continue;
+                emit_line(f, out, declared, i);
                 return 1;
+            }
+            if (line_end(b, i, &seg_end, &crc_len, &flags)) {
+                emit(f, out, declared, seg_end, crc_len, i + 1, flags);
+                return 1;
+            }
             f->st.no_trailer++;
             skip(f, i + 1);
             return 2;
@@ -217,6 +255,10 @@ static int search(hj212_framer *f, hj212_frame *out, int declared)
         /* The next packet begins here: this one ended without a line end, or was cut. */
         if (i >= HEAD_LEN + 4 && hex4(b + i - 4)) {
             emit(f, out, declared, i - 4, 4, i, HJ212_FRAME_NO_CRLF);
+            return 1;
+        }
+        if (b[i - 1] == '\n' && line_end(b, i - 1, &seg_end, &crc_len, &flags)) {
+            emit_line(f, out, declared, i - 1); /* a line end inner_line_ends() passed over */
             return 1;
         }
         f->st.truncated++;
@@ -261,12 +303,15 @@ int hj212_framer_next(hj212_framer *f, hj212_frame *out)
             }
         }
         int declared = (b[2] - '0') * 1000 + (b[3] - '0') * 100 + (b[4] - '0') * 10 + (b[5] - '0');
+        /* The common case: the trailer sits where the length field says, and the segment
+         * holds nothing search() would act on first. */
         size_t t = HEAD_LEN + (size_t)declared;
-        if ((size_t)declared <= f->max_seg) {
+        if ((size_t)declared <= f->max_seg && f->scan == 0) {
             size_t term;
             unsigned flags;
-            int r = trailer_at(b, avail, t, &term, &flags);
-            if (r == 1) {
+            if (trailer_at(b, avail, t, &term, &flags) == 1 &&
+                !memchr(b + HEAD_LEN, '\n', (size_t)declared) &&
+                !memchr(b + HEAD_LEN, '#', (size_t)declared)) {
                 emit(f, out, declared, t, 4, t + 4 + term, flags);
                 return 1;
             }
@@ -288,12 +333,20 @@ int hj212_framer_flush(hj212_framer *f, hj212_frame *out)
     size_t avail = f->end - f->start, e = avail;
     if (avail < HEAD_LEN + 4 || b[0] != '#' || b[1] != '#' || !digits4(b + 2))
         return 0;
+    int declared = (b[2] - '0') * 1000 + (b[3] - '0') * 100 + (b[4] - '0') * 10 + (b[5] - '0');
+    size_t seg_end, crc_len;
+    unsigned flags;
+    if (b[e - 1] == '\n') { /* a line end the search passed over, waiting for what follows */
+        if (!line_end(b, e - 1, &seg_end, &crc_len, &flags))
+            return 0;
+        emit_line(f, out, declared, e - 1);
+        return 1;
+    }
     if (b[e - 1] == '\r')
         e--;
     if (e < HEAD_LEN + 4 || !hex4(b + e - 4))
         return 0;
-    int declared = (b[2] - '0') * 1000 + (b[3] - '0') * 100 + (b[4] - '0') * 10 + (b[5] - '0');
-    size_t seg_end = e - 4;
+    seg_end = e - 4;
     bool closed = seg_end >= HEAD_LEN + 2 && b[seg_end - 1] == '&' && b[seg_end - 2] == '&';
     if ((size_t)declared != seg_end - HEAD_LEN && !closed)
         return 0;

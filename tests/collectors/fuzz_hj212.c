@@ -1,7 +1,8 @@
 /* fuzz_hj212.c: the framer and the parser on arbitrary bytes. The input is fed to a framer
  * in chunks whose sizes come from the input itself, every frame is parsed, replies are
  * formatted from what parsed, and the whole input is also parsed as one segment. Nothing
- * may crash, read out of bounds, or leave the framer holding more than its cap.
+ * may crash, read out of bounds, or leave the framer holding more than its cap, and the
+ * frames must not depend on how the stream was cut into reads.
  * Every parsed packet's factors are also formatted as an upload and parsed again: the
  * values, columns and flags must come back bit for bit (abort otherwise). */
 #include <stdint.h>
@@ -44,9 +45,30 @@ static void check_round_trip(const hj212_packet *p)
     }
 }
 
+/* What a stream framed into: a running digest of every frame, to compare two feedings. */
+typedef struct trace {
+    uint64_t digest;
+    unsigned frames;
+} trace;
+
+static void trace_add(trace *t, const hj212_frame *fr)
+{
+    uint64_t h = t->digest ^ (fr->seg_len * 0x9E3779B97F4A7C15ull) ^
+                 ((uint64_t)fr->crc_kind << 40) ^ ((uint64_t)fr->flags << 48);
+    for (size_t i = 0; i < fr->seg_len; i++)
+        h = (h ^ (uint8_t)fr->seg[i]) * 0x100000001B3ull;
+    t->digest = h;
+    t->frames++;
+}
+
+static void on_whole(void *ctx, const hj212_frame *fr)
+{
+    trace_add(ctx, fr);
+}
+
 static void on_frame(void *ctx, const hj212_frame *fr)
 {
-    (void)ctx;
+    trace_add(ctx, fr);
     size_t n;
     if (fr->raw + 6 != fr->seg || fr->raw_len < fr->seg_len + 6)
         abort();
@@ -62,20 +84,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Some inputs run against a small cap, so oversize paths get exercised too. */
     hj212_framer_options o = {size % 7 == 0 ? 256 : 0};
     hj212_framer *f;
+    trace whole = {0, 0}, stepped = {0, 0};
+    if (hj212_framer_create(&o, &f) != 0)
+        return 0;
+    hj212_framer_push(f, data, size, on_whole, &whole);
+    hj212_framer_destroy(f);
     if (hj212_framer_create(&o, &f) != 0)
         return 0;
     size_t i = 0, step = 1;
     while (i < size) {
         size_t n = step < size - i ? step : size - i;
-        hj212_framer_push(f, data + i, n, on_frame, NULL);
+        hj212_framer_push(f, data + i, n, on_frame, &stepped);
         if (hj212_framer_pending(f) > (o.max_segment_len ? o.max_segment_len : 8192) + 64)
             abort();
         i += n;
         step = step * 3 % 257 + 1;
     }
+    /* However the bytes are cut, the same frames come out. */
+    if (whole.frames != stepped.frames || whole.digest != stepped.digest)
+        abort();
     hj212_frame fr;
     while (hj212_framer_flush(f, &fr) == 1)
-        on_frame(NULL, &fr);
+        on_frame(&stepped, &fr);
     hj212_framer_destroy(f);
 
     hj212_error err;

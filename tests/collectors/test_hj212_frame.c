@@ -228,15 +228,40 @@ static void test_faults(void)
     CHECK_EQ_INT(hj212_framer_get_stats(f)->junk_bytes, 100);
     hj212_framer_destroy(f);
 
-    /* A line that is no packet ("##0010hello\r\n") is skipped and counted. */
+    /* A line that is no packet is skipped and counted: as cut short when the next packet
+     * comes before its announced end, as a line without trailer when it ends past it. */
     hj212_framer_create(NULL, &f);
     G.n = 0;
-    n = (size_t)sprintf(s, "##0010hello\r\n");
+    n = (size_t)sprintf(s, "##0010hello\r\n##0002hello\r\n");
     n += wire(s + n, sizeof s - n, segs[1]);
     hj212_framer_push(f, s, n, on_frame, &G);
     CHECK_EQ_INT(G.n, 1);
     CHECK(got_is(&G, 0, segs[1]));
+    CHECK_EQ_INT(hj212_framer_get_stats(f)->truncated, 1);
     CHECK_EQ_INT(hj212_framer_get_stats(f)->no_trailer, 1);
+    CHECK_EQ_INT(hj212_framer_get_stats(f)->junk_bytes, 26);
+    hj212_framer_destroy(f);
+
+    /* A device with a too long length field and a wrong CRC: each packet still framed
+     * (its line end is followed by the next "##dddd"). */
+    n = 0;
+    for (int i = 0; i < 3; i++)
+        n += (size_t)sprintf(s + n, "##0500%s0000\r\n", segs[0]);
+    feed_both(s, n, &W, &B, NULL);
+    CHECK(same(&W, &B));
+    CHECK_EQ_INT(W.n, 2); /* the last waits for what follows it, or a flush */
+    CHECK(got_is(&W, 0, segs[0]) && W.kind[0] == HJ212_CRC_WRONG &&
+          W.flags[0] == HJ212_FRAME_LEN_MISMATCH);
+    hj212_framer_create(NULL, &f);
+    hj212_frame fr;
+    hj212_framer_feed(f, s, n);
+    CHECK_EQ_INT(hj212_framer_next(f, &fr), 1);
+    CHECK_EQ_INT(hj212_framer_next(f, &fr), 1);
+    CHECK_EQ_INT(hj212_framer_next(f, &fr), 0);
+    CHECK_EQ_INT(hj212_framer_flush(f, &fr), 1);
+    CHECK(fr.seg_len == strlen(segs[0]) && fr.flags == HJ212_FRAME_LEN_MISMATCH &&
+          fr.crc_kind == HJ212_CRC_WRONG);
+    CHECK_EQ_INT(hj212_framer_pending(f), 0);
     hj212_framer_destroy(f);
 }
 
@@ -438,6 +463,32 @@ static void test_flush(void)
     hj212_framer_destroy(f);
 }
 
+/* A text value holding a line end: cut in front of the line end or not, the length field
+ * and the CRC keep the packet whole. */
+static void test_newline_in_text(void)
+{
+    const char *seg = "QN=20160801085857223;ST=32;CN=3020;PW=123456;MN=010000A8900016F000169DC0;"
+                      "Flag=5;CP=&&i11001-Info=//line one 1C80\r\nline two ABCD\nend//&&";
+    char one[512];
+    size_t k = wire(one, sizeof one, seg), bad = 0;
+    for (size_t cut = 0; cut <= k; cut++) {
+        hj212_framer *f;
+        hj212_framer_create(NULL, &f);
+        G.n = 0;
+        hj212_framer_push(f, one, cut, on_frame, &G);
+        hj212_framer_push(f, one + cut, k - cut, on_frame, &G);
+        bad += !(G.n == 1 && got_is(&G, 0, seg) && G.kind[0] == HJ212_CRC_OK &&
+                 hj212_framer_pending(f) == 0);
+        hj212_framer_destroy(f);
+    }
+    CHECK_EQ_INT(bad, 0);
+    hj212_packet *p = malloc(sizeof *p);
+    CHECK(hj212_parse(seg, strlen(seg), NULL, p, NULL) == 0);
+    const hj212_kv *kv = hj212_packet_kv(p, "i11001-Info");
+    CHECK(kv && kv->text && kv->val.len == 32);
+    free(p);
+}
+
 static void test_format(void)
 {
     char out[64];
@@ -458,6 +509,7 @@ int main(void)
     test_oversize();
     test_flood();
     test_flush();
+    test_newline_in_text();
     test_format();
     return tap_done();
 }
