@@ -264,6 +264,8 @@ struct sim_wire_stats {
     uint64_t bad_frames;
     double ack_p50_ms, ack_p99_ms, ack_max_ms;
     double connect_s;        /* real seconds to make the first connections (before the clock) */
+    double tick_max_s;       /* speed 0: the longest a period's uploads took to be answered */
+    double tick_last_s;      /* speed 0: the same for the last period (a top-of-hour burst) */
     double elapsed_s, rate;  /* real seconds from then, uploads per real second */
     int64_t sim_end;         /* simulated time reached */
 };
