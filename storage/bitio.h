@@ -21,7 +21,8 @@
 
 #define RICE_QMAX 24
 #define RICE_KMAX 30
-#define RICE_UCAP (1ull << 32) /* a value counts at most this much toward the mean */
+#define RICE_UCAP (1ull << 30) /* a value counts at most this much toward the mean, which
+                                  keeps the mean, and so k, at most 2^30 */
 
 /* ---- Writer ------------------------------------------------------------------------- */
 
@@ -94,12 +95,11 @@ static inline unsigned rice_cost(uint64_t u, unsigned k)
 
 /* ---- Adaptive parameter ------------------------------------------------------------ */
 
-/* m is the running mean scaled by 2^shift. */
+/* m is the running mean scaled by 2^shift; k = floor(log2(mean)), 0 for a mean below 1.
+ * Since no value counts for more than RICE_UCAP, k <= RICE_KMAX. */
 static inline unsigned rice_k(uint64_t m, unsigned shift)
 {
-    uint64_t mean = m >> shift;
-    unsigned k = mean ? 63u - (unsigned)__builtin_clzll(mean) : 0;
-    return k > RICE_KMAX ? RICE_KMAX : k;
+    return 63u - (unsigned)__builtin_clzll((m >> shift) | 1);
 }
 
 static inline uint64_t rice_update(uint64_t m, uint64_t u, unsigned shift)

@@ -392,6 +392,10 @@ static size_t header_write(const hdr *h, uint8_t *out)
         p = put_varint(p, vp->g);
         p = put_varint(p, zigzag(vp->q0));
         p = put_varint(p, vp->nexc);
+        if (vp->nexc) {
+            *p++ = vp->d2;
+            p = put_varint(p, vp->g2);
+        }
         p = put_varint(p, vp->stream_len);
         p = put_varint(p, vp->exc_len);
     }
@@ -630,7 +634,14 @@ static int col_read(rd *r, val_params *vp, uint32_t n)
     vp->pred = b >> 5;
     vp->g = get_varint(r);
     vp->q0 = unzigzag(get_varint(r));
-    uint64_t nexc = get_varint(r), slen = get_varint(r), elen = get_varint(r);
+    uint64_t nexc = get_varint(r);
+    vp->d2 = vp->d;
+    vp->g2 = 1;
+    if (nexc) {
+        vp->d2 = get_u8(r);
+        vp->g2 = get_varint(r);
+    }
+    uint64_t slen = get_varint(r), elen = get_varint(r);
     if (r->err || nexc > n || slen > SIZE_MAX / 4 || elen > SIZE_MAX / 4 ||
         val_params_check(vp) != 0)
         return -1;
@@ -773,36 +784,46 @@ static int masks_scan(const hdr *h, const uint8_t *sec, uint32_t count[STORAGE_N
 }
 
 /* Where decoded timestamps go: every point's, or (filter != NULL) only those of points
- * whose mask has bit, at out[k * stride] for the k-th kept point. */
+ * whose mask has bit, at out + k * stride for the k-th kept point. */
 typedef struct ts_sink {
     char *out;
     size_t stride;
     runs *filter;
     uint8_t bit;
-    size_t k;
 } ts_sink;
 
-static inline void ts_emit(ts_sink *s, int64_t ts)
-{
-    if (s->filter && !(runs_next(s->filter) & s->bit))
-        return;
-    memcpy(s->out + s->k * s->stride, &ts, sizeof ts);
-    s->k++;
-}
+/* Stores the timestamp t of the next point if it is kept. k is the kept count (a local of
+ * the caller, so it stays in a register). */
+#define TS_EMIT(t)                                                                         \
+    do {                                                                                   \
+        int64_t t_ = (t);                                                                  \
+        if (!filter || (runs_next(filter) & bit)) {                                        \
+            memcpy(o + k * stride, &t_, sizeof t_);                                        \
+            k++;                                                                           \
+        }                                                                                  \
+    } while (0)
 
-static int ts_decode(const hdr *h, const uint8_t *sec, ts_sink *s)
+static int ts_decode(const hdr *h, const uint8_t *sec, const ts_sink *s)
 {
+    char *o = s->out;
+    const size_t stride = s->stride;
+    runs *filter = s->filter;
+    const uint8_t bit = s->bit;
+    const uint64_t tgcd = h->tgcd;
+    size_t k = 0;
     uint64_t n = h->info.npoints, span = h->span, cum = 0, steps = 0;
-    ts_emit(s, h->info.first_ts);
+    int64_t t = h->info.first_ts;
+    TS_EMIT(t);
     if (h->tsmode == TS_REGULAR) {
         for (uint64_t i = 1; i < n; i++)
-            ts_emit(s, ts_at(h, i));
+            TS_EMIT(t = (int64_t)((uint64_t)t + tgcd));
         return 0;
     }
     rd r = {sec, sec + h->ts_len, 0};
     uint64_t b = get_varint(&r), nirr = h->tsmode == TS_GAPS ? get_varint(&r) : 0;
     if (r.err || b == 0 || b > span || nirr > n - 1)
         return -1;
+    const uint64_t bstep = b * tgcd; /* b <= span, so this cannot overflow */
     bit_reader br;
     bit_reader_init(&br, r.p, (size_t)(r.end - r.p));
     uint64_t ma = 4u << TS_SHIFT, mb = 4u << TS_SHIFT;
@@ -814,7 +835,7 @@ static int ts_decode(const hdr *h, const uint8_t *sec, ts_sink *s)
             if (st == 0 || st > span - cum)
                 return -1;
             cum += st;
-            ts_emit(s, ts_at(h, cum));
+            TS_EMIT(ts_at(h, cum));
         }
     } else {
         for (uint64_t j = 0; j <= nirr; j++) {
@@ -828,20 +849,20 @@ static int ts_decode(const hdr *h, const uint8_t *sec, ts_sink *s)
                 if (run >= n - 1 - steps || st < u)
                     return -1;
             }
-            for (uint64_t i = 0; i < run; i++) {
-                if (b > span - cum)
-                    return -1;
-                cum += b;
-                ts_emit(s, ts_at(h, cum));
-            }
+            /* run < 2^20 regular steps of b units: check the room once. */
+            if (run && (span - cum) / b < run)
+                return -1;
+            cum += run * b;
             steps += run;
+            for (uint64_t i = 0; i < run; i++)
+                TS_EMIT(t = (int64_t)((uint64_t)t + bstep));
             if (j == nirr)
                 break;
             if (st > span - cum)
                 return -1;
             cum += st;
             steps++;
-            ts_emit(s, ts_at(h, cum));
+            TS_EMIT(t = ts_at(h, cum));
         }
     }
     uint64_t left = (uint64_t)(br.end - br.p) * 8 + br.n - (br.phantom < br.n ? br.phantom : br.n);
@@ -906,7 +927,7 @@ int chunk_decode(const void *data, size_t len, storage_point *pts, size_t cap, s
     sections_find(&h, &sc);
     if (masks_scan(&h, sc.masks, count) < 0)
         return STORAGE_ECORRUPT;
-    ts_sink ts = {(char *)&pts[0].ts, sizeof *pts, NULL, 0, 0};
+    ts_sink ts = {(char *)&pts[0].ts, sizeof *pts, NULL, 0};
     if (ts_decode(&h, sc.ts, &ts) < 0)
         return STORAGE_ECORRUPT;
     runs mk;
@@ -958,7 +979,7 @@ int chunk_decode_col(const void *data, size_t len, int col, int64_t *ts, double 
     runs mk;
     runs_init(&mk, sc.masks, h.mask_len);
     ts_sink sink = {(char *)ts, sizeof *ts, h.layout & LAYOUT_MASKS ? &mk : NULL,
-                    (uint8_t)(1u << col), 0};
+                    (uint8_t)(1u << col)};
     if (ts_decode(&h, sc.ts, &sink) < 0)
         return STORAGE_ECORRUPT;
     if (flags && flags_decode(&h, &sc, flags, 1, col) < 0)

@@ -26,12 +26,14 @@
 #define VAL_M0 (4u << VAL_SHIFT)
 #define RUN_SHIFT 2            /* running mean of zero-run lengths */
 #define RUN_M0 (4u << RUN_SHIFT)
+#define END_M0 (4u << RUN_SHIFT) /* running mean of the residuals that end a run */
 #define RUN_T (1u << VAL_SHIFT) /* mean residual below 1: code zero runs */
 #define EXACT (1ll << 53)      /* integers up to this convert to double exactly */
 #define EXC_SHIFT 2            /* running means of exception gaps and corrections */
 #define EXC_G0 (16u << EXC_SHIFT)
 #define EXC_R0 (64u << EXC_SHIFT)
 #define EXC_CODE_RAW 31
+#define EXC_CODE_ALT 30
 
 static const double p10[VAL_DMAX + 1] = {
     1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
@@ -104,7 +106,8 @@ int val_from_q(const val_params *vp, int64_t q, double *v)
 
 int val_params_check(const val_params *vp)
 {
-    if (vp->d > VAL_DMAX || vp->pred >= VAL_PREDS || vp->g == 0 || vp->g > (uint64_t)EXACT)
+    if (vp->d > VAL_DMAX || vp->pred >= VAL_PREDS || vp->g == 0 || vp->g > (uint64_t)EXACT ||
+        vp->d2 > VAL_DMAX || vp->d2 < vp->d || vp->g2 == 0 || vp->g2 > (uint64_t)EXACT)
         return -1;
     int64_t lim = EXACT / (int64_t)vp->g;
     return vp->q0 < -lim || vp->q0 > lim ? -1 : 0;
@@ -122,7 +125,7 @@ size_t val_bound(size_t m)
 /* Codes q[1..m-1] with predictor p into w, or (w == NULL) only counts the bits. */
 static uint64_t code_stream(const int64_t *q, size_t m, unsigned p, bit_writer *w)
 {
-    uint64_t bits = 0, ms = VAL_M0, rm = RUN_M0;
+    uint64_t bits = 0, ms = VAL_M0, rm = RUN_M0, me = END_M0;
     int64_t prev = q[0], prev2 = q[0];
     size_t k = 1;
     while (k < m) {
@@ -145,9 +148,11 @@ static uint64_t code_stream(const int64_t *q, size_t m, unsigned p, bit_writer *
             if (k == m)
                 break;
             uint64_t u = zz(res);
+            unsigned ke = rice_k(me, RUN_SHIFT);
             if (w)
-                rice_put(w, u - 1, 0);
-            bits += rice_cost(u - 1, 0);
+                rice_put(w, u - 1, ke);
+            bits += rice_cost(u - 1, ke);
+            me = rice_update(me, u - 1, RUN_SHIFT);
             ms = rice_update(ms, u, VAL_SHIFT);
         } else {
             uint64_t u = zz(res);
@@ -165,8 +170,29 @@ static uint64_t code_stream(const int64_t *q, size_t m, unsigned p, bit_writer *
 
 /* The exception of v at scale (d, g) whose stream slot holds q: a kind e and a correction
  * r with v == (double)(q * g * 10^e + r) / 10^(d + e), or VAL_EXC_RAW. */
+/* The alternate-scale integer j nearest to the stream integer q: round(q * g * 10^(d2 - d)
+ * / g2). -1 if it overflows. */
+static int alt_guess(const val_params *vp, int64_t q, int64_t *j)
+{
+    int64_t num;
+    if (vp->d2 < vp->d || vp->d2 - vp->d > 18 || __builtin_mul_overflow(q, (int64_t)vp->g, &num) ||
+        __builtin_mul_overflow(num, (int64_t)p10[vp->d2 - vp->d], &num) || num == INT64_MIN)
+        return -1;
+    int64_t g2 = (int64_t)vp->g2, a = num < 0 ? -num : num;
+    int64_t r = a / g2 + (a % g2 >= g2 - a % g2 ? 1 : 0);
+    *j = num < 0 ? -r : r;
+    return 0;
+}
+
+/* The exception of v at scale (d, g) whose stream slot holds q: VAL_EXC_ALT with r = j - the
+ * guess when v = j * g2 / 10^d2; else a kind e and a correction r with v == (double)(q * g *
+ * 10^e + r) / 10^(d + e); else VAL_EXC_RAW. */
 static unsigned exc_kind(double v, const val_params *vp, int64_t q, int64_t *r)
 {
+    int64_t a, j;
+    if (vp->g2 > 1 && exact_at(v, vp->d2, &a) && a % (int64_t)vp->g2 == 0 &&
+        alt_guess(vp, q, &j) == 0 && !__builtin_sub_overflow(a / (int64_t)vp->g2, j, r))
+        return VAL_EXC_ALT;
     for (unsigned e = 0; e <= 18 && vp->d + e <= VAL_DMAX; e++) {
         int64_t i, base;
         if (!exact_at(v, vp->d + e, &i))
@@ -212,7 +238,7 @@ static uint64_t exc_code(const double *v, size_t m, const val_params *vp, const 
         prev = k;
         int64_t r = 0;
         unsigned kind = exc_kind(v[k], vp, t->q[k], &r);
-        unsigned code = kind == VAL_EXC_RAW ? EXC_CODE_RAW : kind;
+        unsigned code = kind == VAL_EXC_RAW ? EXC_CODE_RAW : kind == VAL_EXC_ALT ? EXC_CODE_ALT : kind;
         bits += code == last ? 1 : 6;
         if (w)
             bit_put(w, code == last ? 1 : (uint64_t)code << 1, code == last ? 1 : 6);
@@ -237,8 +263,53 @@ static uint64_t exc_code(const double *v, size_t m, const val_params *vp, const 
     return bits;
 }
 
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* The alternate scale of the exceptions: converted readings (ppb times 2.856, say) that a
+ * decimal scale cannot express are often all multiples of one factor at a finer scale. d2
+ * is the scale most exceptions need (up to d + 8), g2 the gcd of their integers there;
+ * a g2 of 1 (no common factor) leaves the alternate scale unused. */
+static void pick_alt(const double *v, size_t m, val_params *vp, const trial *t)
+{
+    size_t hist[9] = {0}, best = 0;
+    vp->d2 = vp->d;
+    vp->g2 = 1;
+    for (size_t k = 0; k < m; k++) {
+        int s = t->exc[k] ? min_scale(v[k]) : -1;
+        if (s >= (int)vp->d && s <= vp->d + 8)
+            hist[s - vp->d]++;
+    }
+    int d2 = -1;
+    for (int e = 0; e <= 8; e++)
+        if (hist[e] > best) {
+            best = hist[e];
+            d2 = vp->d + e;
+        }
+    if (d2 < 0)
+        return;
+    uint64_t g2 = 0;
+    for (size_t k = 0; k < m; k++) {
+        int64_t i;
+        if (!t->exc[k] || !exact_at(v[k], (unsigned)d2, &i) || i == 0)
+            continue;
+        g2 = gcd64(i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i, g2);
+    }
+    if (g2 > 1) {
+        vp->d2 = (uint8_t)d2;
+        vp->g2 = g2;
+    }
+}
+
 /* Fills t for scale (d, g) and picks the best predictor. */
-static void try_scale(const double *v, size_t m, const val_params *vp, trial *t)
+static void try_scale(const double *v, size_t m, val_params *vp, trial *t)
 {
     int64_t lim = EXACT / (int64_t)vp->g, last = 0;
     t->nexc = 0;
@@ -256,6 +327,7 @@ static void try_scale(const double *v, size_t m, const val_params *vp, trial *t)
         t->exc[k] = 1;
         t->nexc++;
     }
+    pick_alt(v, m, vp, t);
     t->exc_bits = t->nexc ? exc_code(v, m, vp, t, NULL) : 0;
     t->bits = UINT64_MAX;
     for (unsigned p = 0; p < VAL_PREDS; p++) {
@@ -267,18 +339,8 @@ static void try_scale(const double *v, size_t m, const val_params *vp, trial *t)
     }
 }
 
-static uint64_t gcd64(uint64_t a, uint64_t b)
-{
-    while (b) {
-        uint64_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
-/* The common factor at scale d: the gcd of the values that fit, or a round factor most of
- * them share when a few odd values would otherwise spoil it. */
+/* The common factor at scale d: the gcd of the non-zero values that fit, or a round factor
+ * most of them share when a few odd values would otherwise spoil it. */
 static uint64_t pick_factor(const double *v, size_t m, unsigned d)
 {
     static const uint64_t cands[] = {10, 100, 1000, 2, 5, 20, 50};
@@ -288,6 +350,8 @@ static uint64_t pick_factor(const double *v, size_t m, unsigned d)
         if (!exact_at(v[k], d, &i))
             continue;
         uint64_t a = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+        if (a == 0)
+            continue; /* zero is a multiple of anything and gains nothing */
         g = gcd64(a, g);
         fit++;
         for (size_t c = 0; c < sizeof cands / sizeof cands[0]; c++)
@@ -407,7 +471,7 @@ static void exc_advance(exc_cursor *c, size_t from, size_t m)
         c->raw = bit_take(&c->r, 32);
         bit_refill(&c->r);
         c->raw |= bit_take(&c->r, 32) << 32;
-    } else if (c->code > 18) {
+    } else if (c->code > 18 && c->code != EXC_CODE_ALT) {
         c->err = 1;
         return;
     } else {
@@ -427,6 +491,14 @@ static double exc_value(exc_cursor *c, const val_params *vp, int64_t q)
         return v;
     }
     int64_t i;
+    if (c->code == EXC_CODE_ALT) {
+        if (vp->g2 < 2 || alt_guess(vp, q, &i) < 0 || __builtin_add_overflow(i, c->corr, &i) ||
+            __builtin_mul_overflow(i, (int64_t)vp->g2, &i) || i < -EXACT || i > EXACT) {
+            c->err = 1;
+            return 0;
+        }
+        return (double)i / p10[vp->d2];
+    }
     unsigned e = c->code;
     if (e + vp->d > VAL_DMAX || __builtin_mul_overflow(q, (int64_t)vp->g, &i) ||
         __builtin_mul_overflow(i, (int64_t)p10[e], &i) ||
@@ -437,26 +509,135 @@ static double exc_value(exc_cursor *c, const val_params *vp, int64_t q)
     return (double)i / p10[vp->d + e];
 }
 
-/* Stores value k: the scaled integer, or the exception the list holds for this slot. */
-#define EMIT(k, q)                                                                         \
-    do {                                                                                   \
-        bad |= (uint64_t)(q) + (uint64_t)lim > 2 * (uint64_t)lim;                          \
-        double *dst_ = (double *)(o + (k) * stride_bytes);                                 \
-        if ((k) == c.next) {                                                               \
-            *dst_ = exc_value(&c, vp, (q));                                                \
-            exc_advance(&c, (k), m);                                                       \
-        } else {                                                                           \
-            *dst_ = (double)(int64_t)((uint64_t)(q) * (uint64_t)g) / scale;                \
-        }                                                                                  \
-    } while (0)
+/* Stores integer k of the stream (at out + k * stride, where its double will go). */
+#define PUT_Q(k, q) memcpy(o + (k) * stride, &(q), sizeof(int64_t))
+
+/* The stream decoder, specialised by inlining for each predictor (P) so that the common
+ * "previous value" predictor costs no arithmetic. It keeps the bit reader in locals (the
+ * hot loop is a few dozen instructions a value, so spills show) and leaves the rare paths
+ * (the last bytes of the stream, escapes) to the out-of-line bitio.h code. Writes the m
+ * integers as int64 into the output slots; returns nonzero if a run overshoots the end. */
+#define RD_SAVE() (r->bits = bits, r->n = n, r->p = p)
+#define RD_LOAD() (bits = r->bits, n = r->n, p = r->p)
+
+static inline __attribute__((always_inline)) int
+stream_decode(bit_reader *r, int64_t q0, size_t m, char *o, size_t stride, const unsigned P)
+{
+    uint64_t ms = VAL_M0, rm = RUN_M0, me = END_M0, bits = r->bits;
+    unsigned n = r->n;
+    const uint8_t *p = r->p, *const fast_end = r->end - 8;
+    int64_t prev = q0, prev2 = q0, q;
+    PUT_Q(0, prev);
+    size_t k = 1;
+    while (k < m) {
+        if (ms < RUN_T) {
+            RD_SAVE();
+            uint64_t run = rice_get(r, rice_k(rm, RUN_SHIFT));
+            rm = rice_update(rm, run, RUN_SHIFT);
+            if (run > m - k)
+                return -1;
+            size_t end = k + (size_t)run;
+            if (P == 0) {
+                for (; k < end; k++)
+                    PUT_Q(k, prev);
+                prev2 = prev;
+            } else {
+                for (; k < end; k++) {
+                    q = predict(prev, prev2, P);
+                    PUT_Q(k, q);
+                    prev2 = prev;
+                    prev = q;
+                }
+            }
+            if (k == m) {
+                RD_LOAD();
+                break;
+            }
+            uint64_t u = rice_get(r, rice_k(me, RUN_SHIFT));
+            me = rice_update(me, u, RUN_SHIFT);
+            u++;
+            RD_LOAD();
+            ms = rice_update(ms, u, VAL_SHIFT);
+            q = (int64_t)((uint64_t)predict(prev, prev2, P) + (uint64_t)unzz(u));
+        } else {
+            unsigned kk = rice_k(ms, VAL_SHIFT);
+            uint64_t u;
+            if (__builtin_expect(p <= fast_end, 1)) {
+                uint64_t v;
+                memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+                v = __builtin_bswap64(v);
+#endif
+                bits |= v << n;
+                p += (63 - n) >> 3;
+                n |= 56;
+                unsigned qq = (unsigned)__builtin_ctzll(bits | (1ull << 63));
+                if (__builtin_expect(qq < RICE_QMAX, 1)) {
+                    bits >>= qq + 1;
+                    u = (uint64_t)qq << kk | (bits & ((1ull << kk) - 1));
+                    bits >>= kk;
+                    n -= qq + 1 + kk;
+                } else {
+                    RD_SAVE();
+                    u = rice_get(r, kk);
+                    RD_LOAD();
+                }
+            } else {
+                RD_SAVE();
+                u = rice_get(r, kk);
+                RD_LOAD();
+            }
+            ms = rice_update(ms, u, VAL_SHIFT);
+            q = (int64_t)((uint64_t)predict(prev, prev2, P) + (uint64_t)unzz(u));
+        }
+        PUT_Q(k, q);
+        prev2 = prev;
+        prev = q;
+        k++;
+    }
+    RD_SAVE();
+    return 0;
+}
+
+/* Turns the integers in slots [from, to) into doubles; nonzero if one is out of range. */
+static inline __attribute__((always_inline)) uint64_t
+convert(char *o, size_t stride, size_t from, size_t to, int64_t g, int64_t lim, double scale,
+        const int scaled)
+{
+    uint64_t bad = 0;
+    for (size_t k = from; k < to; k++) {
+        int64_t q;
+        memcpy(&q, o + k * stride, sizeof q);
+        bad |= (uint64_t)q + (uint64_t)lim > 2 * (uint64_t)lim;
+        double x = (double)(int64_t)((uint64_t)q * (uint64_t)g);
+        if (scaled)
+            x /= scale;
+        memcpy(o + k * stride, &x, sizeof x);
+    }
+    return bad;
+}
 
 int val_decode(const val_params *vp, const uint8_t *stream, const uint8_t *exc, size_t m,
-               double *out, size_t stride_bytes)
+               double *out, size_t stride)
 {
     if (val_params_check(vp) != 0 || m == 0)
         return STORAGE_ECORRUPT;
     bit_reader r;
     bit_reader_init(&r, stream, vp->stream_len);
+    char *o = (char *)out;
+    int rc;
+    switch (vp->pred) {
+    case 0: rc = stream_decode(&r, vp->q0, m, o, stride, 0); break;
+    case 1: rc = stream_decode(&r, vp->q0, m, o, stride, 1); break;
+    case 2: rc = stream_decode(&r, vp->q0, m, o, stride, 2); break;
+    case 3: rc = stream_decode(&r, vp->q0, m, o, stride, 3); break;
+    default: rc = stream_decode(&r, vp->q0, m, o, stride, 4); break;
+    }
+    uint64_t left_bits = (uint64_t)(r.end - r.p) * 8 + r.n - (r.phantom < r.n ? r.phantom : r.n);
+    if (rc != 0 || bit_overrun(&r) || left_bits >= 8)
+        return STORAGE_ECORRUPT;
+
+    /* Integers to doubles, a stretch at a time between exceptions. */
     exc_cursor c;
     memset(&c, 0, sizeof c);
     bit_reader_init(&c.r, exc, vp->exc_len);
@@ -466,47 +647,28 @@ int val_decode(const val_params *vp, const uint8_t *stream, const uint8_t *exc, 
     exc_advance(&c, SIZE_MAX, m);
     const int64_t g = (int64_t)vp->g, lim = EXACT / g;
     const double scale = p10[vp->d];
-    const unsigned p = vp->pred;
-    char *o = (char *)out;
-    uint64_t bad = 0, ms = VAL_M0, rm = RUN_M0;
-    int64_t prev = vp->q0, prev2 = vp->q0, q;
-    EMIT(0, prev);
-    size_t k = 1;
-    while (k < m) {
-        if (ms < RUN_T) {
-            uint64_t run = rice_get(&r, rice_k(rm, RUN_SHIFT));
-            rm = rice_update(rm, run, RUN_SHIFT);
-            if (run > m - k)
-                return STORAGE_ECORRUPT;
-            for (size_t end = k + (size_t)run; k < end; k++) {
-                q = predict(prev, prev2, p);
-                EMIT(k, q);
-                prev2 = prev;
-                prev = q;
-            }
-            if (k == m)
-                break;
-            uint64_t u = rice_get(&r, 0) + 1;
-            bad |= u == 0;
-            ms = rice_update(ms, u, VAL_SHIFT);
-            q = (int64_t)((uint64_t)predict(prev, prev2, p) + (uint64_t)unzz(u));
-        } else {
-            uint64_t u = rice_get(&r, rice_k(ms, VAL_SHIFT));
-            ms = rice_update(ms, u, VAL_SHIFT);
-            q = (int64_t)((uint64_t)predict(prev, prev2, p) + (uint64_t)unzz(u));
-        }
-        EMIT(k, q);
-        prev2 = prev;
-        prev = q;
+    uint64_t bad = 0;
+    size_t k = 0;
+    while (k < m && !c.err) {
+        size_t to = c.next < m ? c.next : m;
+        bad |= vp->d ? convert(o, stride, k, to, g, lim, scale, 1)
+                     : convert(o, stride, k, to, g, lim, scale, 0);
+        k = to;
+        if (k == m)
+            break;
+        int64_t q;
+        memcpy(&q, o + k * stride, sizeof q);
+        bad |= (uint64_t)q + (uint64_t)lim > 2 * (uint64_t)lim;
+        double x = exc_value(&c, vp, q);
+        memcpy(o + k * stride, &x, sizeof x);
+        exc_advance(&c, k, m);
         k++;
     }
     /* Every bit and byte accounted for: no overrun, at most the zero padding of the last
      * byte left over, every exception used. */
-    uint64_t left_bits = (uint64_t)(r.end - r.p) * 8 + r.n - (r.phantom < r.n ? r.phantom : r.n);
     uint64_t exc_left = (uint64_t)(c.r.end - c.r.p) * 8 + c.r.n -
                         (c.r.phantom < c.r.n ? c.r.phantom : c.r.n);
-    if (bad || bit_overrun(&r) || left_bits >= 8 || c.err || c.left || c.next != SIZE_MAX ||
-        bit_overrun(&c.r) || exc_left >= 8)
+    if (bad || c.err || c.left || c.next != SIZE_MAX || bit_overrun(&c.r) || exc_left >= 8)
         return STORAGE_ECORRUPT;
     return 0;
 }

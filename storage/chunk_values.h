@@ -13,6 +13,7 @@
 #define VAL_DMAX 22   /* largest decimal scale: 10^22 is the last exact double power of 10 */
 #define VAL_PREDS 5   /* predictors 0..4: q[i-1] + (q[i-1] - q[i-2]) * p / 4 */
 #define VAL_EXC_RAW 0xff
+#define VAL_EXC_ALT 0xfe
 
 /* How a column is coded (the column's entry in the chunk header). */
 typedef struct val_params {
@@ -21,6 +22,8 @@ typedef struct val_params {
     uint64_t g;         /* common factor, >= 1 */
     int64_t q0;         /* the first value's integer (an exception's substitute if it is one) */
     uint32_t nexc;      /* exceptions */
+    uint8_t d2;         /* with nexc: the exceptions' alternate scale, value = j * g2 / 10^d2 */
+    uint64_t g2;        /* its factor; 1: no alternate scale */
     size_t stream_len;  /* bytes of the Rice stream */
     size_t exc_len;     /* bytes of the exception list */
 } val_params;
@@ -36,7 +39,7 @@ int val_encode(const double *v, size_t m, uint8_t *out, val_params *vp);
  * out[k * stride_bytes] (doubles). Returns 0 or STORAGE_ECORRUPT. Never reads outside the
  * two given ranges. */
 int val_decode(const val_params *vp, const uint8_t *stream, const uint8_t *exc, size_t m,
-               double *out, size_t stride_bytes);
+               double *out, size_t stride);
 
 /* For the header's aggregates: a value as a small integer at the column's scale when it is
  * exactly one (returns 1 and sets *q), else 0. */

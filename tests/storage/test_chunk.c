@@ -300,6 +300,21 @@ static void test_timestamps_and_scales(chunk_buf *buf)
             p[i].v[0] += 0.4252;
     }
     CHECK(round_trip(p, N, buf));
+    /* Integer readings with converted ones among them (ppb x 2.856: 4 decimals, all
+     * multiples of 0.2856): the alternate scale keeps them exact and cheap. */
+    size_t plain_len = 0;
+    for (int conv = 0; conv < 2; conv++) {
+        for (size_t i = 0; i < N; i++) {
+            p[i].v[0] = (double)(50 + (int64_t)(rnd() % 9) - 4 + (int64_t)(i % 24));
+            if (conv && i % 10 == 3)
+                p[i].v[0] = (double)(int64_t)(p[i].v[0] / 0.2856 + 0.5) * 2856 / 1e4;
+        }
+        CHECK(round_trip(p, N, buf));
+        if (!conv)
+            plain_len = buf->len;
+    }
+    printf("# %zu bytes plain, %zu with 10%% converted readings\n", plain_len, buf->len);
+    CHECK(buf->len < plain_len + N / 10 * 2);
     /* A regular hourly series of 1-decimal readings costs about a byte a point or less. */
     fill_hourly(p, N, 1700000000, 1);
     CHECK(round_trip(p, N, buf));

@@ -170,30 +170,37 @@ int main(int argc, char **argv)
     off[nchunks] = buf.len;
     double t_enc = now_ns() - t0;
 
+    /* Timed passes decode every chunk into one reused buffer, as a query does, so the
+     * figures are the codec's CPU time and not the memory traffic of a 4 M point array;
+     * a last pass decodes into place and is compared with the input. */
+    size_t maxn = 0;
+    for (size_t c = 0; c < nchunks; c++)
+        if (start[c + 1] - start[c] > maxn)
+            maxn = start[c + 1] - start[c];
     int64_t *ts = malloc(n * sizeof *ts);
     double *v = malloc(n * sizeof *v);
+    storage_point *scratch = malloc(maxn * sizeof *scratch);
     double t_dec = 1e300, t_col = 1e300;
-    size_t bad = 0;
+    size_t bad = 0, got;
     for (int rep = 0; rep < repeat; rep++) {
         t0 = now_ns();
-        for (size_t c = 0; c < nchunks; c++) {
-            size_t got;
-            if (chunk_decode(buf.data + off[c], off[c + 1] - off[c], back + start[c],
-                             start[c + 1] - start[c], &got) != 0)
-                bad++;
-        }
+        for (size_t c = 0; c < nchunks; c++)
+            bad += chunk_decode(buf.data + off[c], off[c + 1] - off[c], scratch, maxn, &got) != 0;
         double t = now_ns() - t0;
         t_dec = t < t_dec ? t : t_dec;
         t0 = now_ns();
-        for (size_t c = 0; c < nchunks; c++) {
-            size_t got;
-            if (chunk_decode_col(buf.data + off[c], off[c + 1] - off[c], STORAGE_COL_AVG,
-                                 ts + start[c], v + start[c], NULL, start[c + 1] - start[c],
-                                 &got) != 0)
-                bad++;
-        }
+        for (size_t c = 0; c < nchunks; c++)
+            bad += chunk_decode_col(buf.data + off[c], off[c + 1] - off[c], STORAGE_COL_AVG,
+                                    ts, v, NULL, maxn, &got) != 0;
         t = now_ns() - t0;
         t_col = t < t_col ? t : t_col;
+    }
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t cn = start[c + 1] - start[c];
+        bad += chunk_decode(buf.data + off[c], off[c + 1] - off[c], back + start[c], cn,
+                            &got) != 0 || got != cn;
+        bad += chunk_decode_col(buf.data + off[c], off[c + 1] - off[c], STORAGE_COL_AVG,
+                                ts + start[c], v + start[c], NULL, cn, &got) != 0 || got != cn;
     }
     for (size_t i = 0; i < n; i++)
         if (!same_point(&pts[i], &back[i]) || ts[i] != pts[i].ts ||
