@@ -194,6 +194,21 @@ int cmd_sim(int argc, char **argv)
     if (connect) {
         signal(SIGPIPE, SIG_IGN);
         raise_nofile();
+        /* Each direct unit holds a socket: refuse a fleet that cannot fit in the process. */
+        struct rlimit rl;
+        uint32_t units = sim_fleet_outlet_count(f);
+        uint64_t conns = wo.direct < 0 || (uint64_t)wo.direct >= units
+                             ? units
+                             : (uint64_t)wo.direct + wo.forwarders;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            conns + 64 > rl.rlim_cur) {
+            fprintf(stderr, "plume sim: %llu connections for %u units exceed the open-file "
+                            "limit %llu: give --direct N (units with their own connection; "
+                            "the others are forwarded)\n",
+                    (unsigned long long)conns, units, (unsigned long long)rl.rlim_cur);
+            rc = -EMFILE;
+            goto done;
+        }
         if (!quiet)
             wo.progress = progress;
         sim_wire_stats st;
