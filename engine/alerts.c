@@ -515,6 +515,8 @@ int engine_alerts_stage(engine_alerts *a, storage_batch *b, const engine_alert *
         }
         dl->next = t->list;
         t->list = dl;
+        if (b ? !a->ops.batch_put : !a->ops.put)
+            continue; /* the outbox is in memory only */
         char key[512];
         char *v = record_value(dl);
         if (!v || record_key(dl, key, sizeof key) < 0) {

@@ -177,6 +177,7 @@ static inline void stub_accept(uv_stream_t *server, int status)
         return;
     }
     s->nconns_open++;
+    uv_tcp_nodelay(&c->tcp, 1); /* no Nagle delay between the head and the body */
     uv_read_start((uv_stream_t *)&c->tcp, stub_alloc, stub_read);
 }
 
