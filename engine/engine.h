@@ -859,6 +859,20 @@ int engine_alerts_on_fire(engine_alerts *a, engine_alert_fn fn, void *arg);
 
 void engine_alerts_get_stats(const engine_alerts *a, engine_alerts_stats *out);
 
+/* ---- Alerts: in the store (alert_store.c) -------------------------------------------- */
+
+/* Fills ops for the store's "outbox" table (st borrowed; open while the alerts run). */
+void engine_outbox_storage(storage *st, engine_outbox_ops *out);
+
+/* Subscription uploads are kept as sent, one CSV text per name (1-255 bytes) in the
+ * "subscriptions" table: put replaces an upload of the same name, with batch b. */
+int engine_subs_store_put(storage_batch *b, const char *name, const char *csv, size_t len);
+int engine_subs_store_del(storage_batch *b, const char *name);
+/* Parses every stored upload into s, as engine_subs_parse_csv (names in messages are the
+ * upload names). 0, a storage error, or -ENOMEM. */
+int engine_subs_store_load(storage *st, engine_subs *s, engine_subs_error_fn fn, void *arg,
+                           size_t *nbad);
+
 #ifdef __cplusplus
 }
 #endif
