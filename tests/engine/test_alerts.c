@@ -418,7 +418,7 @@ static void test_isolation(void)
     CHECK(run_until(done_pred, 3000));
     uint64_t took = healthy.reqs[20].at_ms - t0;
     printf("# healthy receiver got the alert after %llu ms\n", (unsigned long long)took);
-    CHECK(took <= 100);
+    CHECK(took < 1000); /* well before the hanging receiver's 2 s timeout */
     CHECK(hanging.nreqs <= 4); /* at most max_inflight held by the hanging receiver */
     stop(alerts);
     stub_shutdown(&healthy);

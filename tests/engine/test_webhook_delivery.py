@@ -211,7 +211,9 @@ def test_isolation(tool):
         first = (min(r[0] for r in healthy.requests) - t0) * 1000
         last = (max(r[0] for r in healthy.requests) - t0) * 1000
         print(f"# healthy receiver: first alert after {first:.0f} ms, all 20 after {last:.0f} ms")
-        check(first < 100, "healthy receiver gets its first alert within 100 ms")
+        # Held behind the hanging receiver, it would wait for the 500 ms request timeout.
+        # (The figures on a quiet machine: tools/bench/alert_delivery.)
+        check(first < 400, "healthy receiver gets its first alert before any timeout")
         check(last < 1000, "healthy receiver is not held up by the dead and hanging ones")
     # Before the first 500 ms timeout, the hanging receiver holds at most max_inflight.
     early = [r for r in hanging.requests if r[0] - t0 < 0.45]
