@@ -536,8 +536,9 @@ int engine_detector_create(const char *series, const char *pollutant, int kind,
 void engine_detector_destroy(engine_detector *d);
 
 /* Judges one period and reports every episode event it causes to cb (may be NULL) before
- * returning. Returns 0; 1 when the period is older than the horizon and was ignored;
- * -ENOMEM (nothing changed). */
+ * returning; cb must not call into this detector. Cost: O(periods in the horizon) per feed
+ * (the episodes are recomputed and compared), about 5 us at the default horizon. Returns 0;
+ * 1 when the period is older than the horizon and was ignored; -ENOMEM (nothing changed). */
 int engine_detector_feed(engine_detector *d, const engine_period *p, engine_episode_fn cb,
                          void *ud);
 
