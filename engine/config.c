@@ -62,6 +62,12 @@ static const opt opts[] = {
     I("query", "max_clients", query_max_clients, "10000", "most query connections at once"),
     S("registry", "files", registry_files, "",
       "registry files (CSV or JSON) loaded at start and on SIGHUP, comma-separated"),
+    S("alerts", "subscriptions", alerts_subscriptions, "",
+      "follow-list CSV files (engine/ALERTS.md) loaded at start and on SIGHUP, comma-separated; "
+      "kept in the store"),
+    I("alerts", "timeout_ms", alerts_timeout_ms, "10000", "time limit of one webhook request"),
+    D("alerts", "give_up", alerts_give_up_s, "24h",
+      "a delivery still failing after this long is given up (counted and logged)"),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

@@ -75,6 +75,9 @@ typedef struct engine_config {
     char query_token[256];
     int query_max_clients;
     char registry_files[1024];
+    char alerts_subscriptions[1024];
+    int alerts_timeout_ms;
+    int64_t alerts_give_up_s;
 } engine_config;
 
 void engine_config_defaults(engine_config *cfg);
@@ -103,10 +106,20 @@ typedef struct engine_options {
     struct uv_loop_s *loop;  /* borrowed: acknowledgements are delivered on it */
 } engine_options;
 
+/* Exceedance judgement at ingest (judge.c). */
+typedef struct judge_stats {
+    uint64_t detectors;        /* outlet x pollutant x period kind judged so far */
+    uint64_t periods;          /* reported periods judged against a limit */
+    uint64_t episodes_opened, episodes_closed;
+    uint64_t alerts;           /* alert states raised */
+    uint64_t alerts_failed;    /* could not be staged */
+} judge_stats;
+
 typedef struct engine_stats {
     uint64_t uploads, uploads_committed, uploads_failed;
     uint64_t points, values_rejected, events;
     uint64_t commits_pending;
+    judge_stats judge;
 } engine_stats;
 
 int engine_create(const engine_options *opts, engine **out);
@@ -115,6 +128,14 @@ int engine_create(const engine_options *opts, engine **out);
  * Call storage_close() after this and before running the loop again. */
 void engine_close(engine *e);
 void engine_get_stats(const engine *e, engine_stats *out);
+
+/* The registry uploads are judged against (borrowed: keep it alive until replaced or the
+ * engine closes; NULL: nothing is judged), and where alerts go (borrowed; NULL: episodes
+ * are judged but nothing is sent). Loop thread. */
+struct engine_registry;
+struct engine_alerts;
+void engine_set_registry(engine *e, const struct engine_registry *reg);
+void engine_set_alerts(engine *e, struct engine_alerts *alerts);
 
 /* The series key of a device's pollutant and interval: "MN:code:interval". Returns its
  * length or -ERANGE. */

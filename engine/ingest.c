@@ -11,7 +11,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "engine.h"
+#include "engine_int.h"
 
 /* Flush before a loop iteration ends once this many points are waiting. */
 #define FLUSH_POINTS 65536
@@ -42,6 +42,9 @@ struct engine {
     pthread_mutex_t done_lock; /* guards done_head/done_tail */
     commit *done_head, *done_tail;
     int closing_handles;
+    const engine_registry *registry; /* borrowed */
+    engine_alerts *alerts;           /* borrowed */
+    judge *judge;                    /* owned */
     engine_stats stats;
 };
 
@@ -137,6 +140,11 @@ int engine_create(const engine_options *opts, engine **out)
         free(e);
         return -ENOMEM;
     }
+    if (judge_create(&e->judge) != 0) {
+        storage_batch_destroy(e->batch);
+        free(e);
+        return -ENOMEM;
+    }
     pthread_mutex_init(&e->done_lock, NULL);
     uv_check_init(e->loop, &e->flush_check);
     e->flush_check.data = e;
@@ -154,6 +162,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (--e->closing_handles > 0)
         return;
     storage_batch_destroy(e->batch);
+    judge_destroy(e->judge);
     free(e->acks);
     pthread_mutex_destroy(&e->done_lock);
     free(e);
@@ -173,6 +182,40 @@ void engine_close(engine *e)
     uv_close((uv_handle_t *)&e->done_async, on_handle_closed);
 }
 
+static int reserve_ack(engine *e)
+{
+    if (e->nacks < e->cap_acks)
+        return 0;
+    size_t cap = e->cap_acks ? e->cap_acks * 2 : 256;
+    ack *a = realloc(e->acks, cap * sizeof *a);
+    if (!a)
+        return -ENOMEM;
+    e->acks = a;
+    e->cap_acks = cap;
+    return 0;
+}
+
+/* Adds an acknowledgement to the batch being built (judge.c adds alert tickets). */
+static void add_ack(void *arg, engine_ack_fn fn, void *ack_arg)
+{
+    engine *e = arg;
+    if (reserve_ack(e) != 0) {
+        fn(ack_arg, -ENOMEM); /* the ticket must be released; nothing was sent */
+        return;
+    }
+    e->acks[e->nacks++] = (ack){fn, ack_arg};
+}
+
+void engine_set_registry(engine *e, const engine_registry *reg)
+{
+    e->registry = reg;
+}
+
+void engine_set_alerts(engine *e, engine_alerts *alerts)
+{
+    e->alerts = alerts;
+}
+
 int engine_series_key(const char *mn, const char *code, int interval, char *buf, size_t len)
 {
     int n = snprintf(buf, len, "%s:%s:%s", mn, code, storage_interval_name(interval));
@@ -183,14 +226,8 @@ int engine_ingest(engine *e, const engine_upload *u, engine_ack_fn fn, void *arg
 {
     if (!u->mn || !*u->mn || u->interval < 0 || u->interval >= STORAGE_NIV)
         return -EINVAL;
-    if (e->nacks == e->cap_acks) {
-        size_t cap = e->cap_acks ? e->cap_acks * 2 : 256;
-        ack *a = realloc(e->acks, cap * sizeof *a);
-        if (!a)
-            return -ENOMEM;
-        e->acks = a;
-        e->cap_acks = cap;
-    }
+    if (reserve_ack(e) != 0)
+        return -ENOMEM;
     for (size_t i = 0; i < u->nvalues; i++) {
         const engine_value *v = &u->values[i];
         char key[256];
@@ -211,6 +248,11 @@ int engine_ingest(engine *e, const engine_upload *u, engine_ack_fn fn, void *arg
     }
     e->acks[e->nacks++] = (ack){fn, arg};
     e->stats.uploads++;
+    if (e->registry) {
+        judge_ctx jc = {.reg = e->registry, .alerts = e->alerts, .st = e->st,
+                        .batch = e->batch, .add_ack = add_ack, .add_ack_arg = e};
+        judge_upload(e->judge, &jc, u);
+    }
     if (storage_batch_points(e->batch) >= FLUSH_POINTS)
         flush(e);
     return 0;
@@ -238,14 +280,8 @@ int engine_ingest_event(engine *e, const char *mn, int cn, int64_t ts, const cha
         return -EINVAL;
     if ((size_t)n >= sizeof val)
         n = sizeof val - 1;
-    if (e->nacks == e->cap_acks) {
-        size_t cap = e->cap_acks ? e->cap_acks * 2 : 256;
-        ack *a = realloc(e->acks, cap * sizeof *a);
-        if (!a)
-            return -ENOMEM;
-        e->acks = a;
-        e->cap_acks = cap;
-    }
+    if (reserve_ack(e) != 0)
+        return -ENOMEM;
     int rc = storage_batch_kv_put(e->batch, "events", key, mlen + 13, val, (size_t)n);
     if (rc != 0)
         return rc;
@@ -256,4 +292,5 @@ int engine_ingest_event(engine *e, const char *mn, int cn, int64_t ts, const cha
 void engine_get_stats(const engine *e, engine_stats *out)
 {
     *out = e->stats;
+    judge_get_stats(e->judge, &out->judge);
 }

@@ -27,6 +27,7 @@ typedef struct serve {
     storage *st;
     engine *eng;
     engine_registry *registry;  /* owned; replaced whole on reload */
+    engine_alerts *alerts;
     hj212_server *hj212;
     query_server *query;
     uv_signal_t sigterm, sigint, sighup;
@@ -132,6 +133,59 @@ static int load_registry(serve *sv)
     return 0;
 }
 
+static void on_subs_error(void *arg, const char *msg)
+{
+    engine_log_kv(ENGINE_LOG_WARN, "subscription row refused", "error", msg, NULL);
+}
+
+/* Stores the follow-list files named in the settings (each replaces the upload of the same
+ * name), then loads every stored upload into the alerts. */
+static void load_subscriptions(serve *sv)
+{
+    const char *p = sv->cfg.alerts_subscriptions;
+    storage_batch *b = storage_batch_create();
+    while (b && *p) {
+        size_t len = strcspn(p, ",");
+        char path[1024];
+        snprintf(path, sizeof path, "%.*s", (int)(len < sizeof path ? len : sizeof path - 1), p);
+        p += len + (p[len] == ',');
+        FILE *f = fopen(path, "rb");
+        char *text = NULL;
+        size_t n = 0;
+        if (f) {
+            fseek(f, 0, SEEK_END);
+            long size = ftell(f);
+            fseek(f, 0, SEEK_SET);
+            text = size >= 0 ? malloc((size_t)size + 1) : NULL;
+            n = text ? fread(text, 1, (size_t)size, f) : 0;
+            fclose(f);
+        }
+        if (!text) {
+            engine_log_kv(ENGINE_LOG_ERROR, "cannot read subscriptions", "file", path, "error",
+                          strerror(errno), NULL);
+            continue;
+        }
+        const char *base = strrchr(path, '/');
+        engine_subs_store_put(b, base ? base + 1 : path, text, n);
+        free(text);
+    }
+    if (b && storage_batch_points(b) == 0)
+        storage_write(sv->st, b);
+    storage_batch_destroy(b);
+    engine_subs *subs;
+    size_t nbad = 0;
+    if (engine_subs_create(&subs) != 0)
+        return;
+    if (engine_subs_store_load(sv->st, subs, on_subs_error, sv, &nbad) != 0) {
+        engine_subs_destroy(subs);
+        return;
+    }
+    char count[24];
+    snprintf(count, sizeof count, "%zu", engine_subs_count(subs));
+    engine_alerts_set_subs(sv->alerts, subs);
+    engine_log_kv(ENGINE_LOG_INFO, "subscriptions loaded", "subscriptions", count, NULL);
+}
+
 static int auth_device(void *arg, const char *mn, const char *pw)
 {
     serve *sv = arg;
@@ -163,8 +217,10 @@ static void stop(serve *sv, const char *why)
     uv_close((uv_handle_t *)&sv->summary, NULL);
     uv_close((uv_handle_t *)&sv->retention, NULL);
     uv_close((uv_handle_t *)&sv->watchdog, NULL);
-    /* Everything accepted is committed and acknowledged before the store closes. */
+    /* Everything accepted is committed and acknowledged before the store closes; alerts
+     * not yet delivered stay in the outbox for the next start. */
     engine_close(sv->eng);
+    engine_alerts_close(sv->alerts);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -172,7 +228,9 @@ static void on_signal(uv_signal_t *h, int signum)
     serve *sv = h->data;
     if (signum == SIGHUP) {
         engine_log_kv(ENGINE_LOG_INFO, "reload requested", NULL);
-        load_registry(sv);
+        if (load_registry(sv) == 0)
+            engine_set_registry(sv->eng, sv->registry);
+        load_subscriptions(sv);
         return;
     }
     stop(sv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -396,6 +454,19 @@ int cmd_serve(int argc, char **argv)
         storage_close(sv.st);
         return 1;
     }
+    engine_alerts_options ao = {.loop = sv.loop, .timeout_ms = sv.cfg.alerts_timeout_ms,
+                                .give_up_s = sv.cfg.alerts_give_up_s};
+    engine_outbox_storage(sv.st, &ao.outbox);
+    if ((rc = engine_alerts_create(&ao, &sv.alerts)) != 0) {
+        engine_log_kv(ENGINE_LOG_ERROR, "cannot start alert delivery", "error",
+                      storage_strerror(rc), NULL);
+        engine_close(sv.eng);
+        storage_close(sv.st);
+        return 1;
+    }
+    load_subscriptions(&sv);
+    engine_set_registry(sv.eng, sv.registry);
+    engine_set_alerts(sv.eng, sv.alerts);
     uv_signal_init(sv.loop, &sv.sigterm);
     uv_signal_init(sv.loop, &sv.sigint);
     uv_signal_init(sv.loop, &sv.sighup);
