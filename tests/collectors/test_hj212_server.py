@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import atexit
 
 PLUME = os.path.abspath(sys.argv[1])
 n_checks = 0
@@ -115,6 +116,7 @@ class Server:
         self.p = subprocess.Popen([PLUME, "serve", "--db", db, "--hj212.listen", "127.0.0.1:0",
                                    "--query.listen", "127.0.0.1:0", *args],
                                   stderr=subprocess.PIPE)
+        atexit.register(self.p.kill)  # never leave a server behind a failing test
         self.port = None
         end = time.time() + 10
         while time.time() < end:

@@ -53,7 +53,8 @@ def send_hour(dev, t, so2, o2=6.0):
     seg = (f"QN={q};ST=31;CN=2061;PW=pw0001;MN={MN};Flag=5;CP=&&DataTime={h.hour_local(t)};"
            f"a21026-Avg={so2},a21026-ZsAvg={so2},a21026-Flag=N;a19001-Avg={o2},a19001-Flag=N&&")
     dev.send(h.frame(seg))
-    return h.fields(dev.packets()[0]).get("QN") == q if True else False
+    got = dev.packets()
+    return len(got) == 1 and h.fields(got[0]).get("QN") == q
 
 
 def main():
@@ -73,7 +74,7 @@ def run(tmp, rport):
     check = h.check
     with open(os.path.join(tmp, "facilities.csv"), "w") as f:
         f.write("id,name,uscc,region,industry\n"
-                "F1,南京热电有限公司,91320100000000001H,320102,D4411\n")
+                "F1,南京热电有限公司,913201000000000018,320102,D4411\n")
     with open(os.path.join(tmp, "outlets.csv"), "w") as f:
         f.write(f"facility_id,code,medium,mn,pw,o2_ref\nF1,DA001,gas,{MN},pw0001,6\n")
     with open(os.path.join(tmp, "limits.csv"), "w") as f:
@@ -89,8 +90,8 @@ def run(tmp, rport):
 
     srv = h.Server(db, *args)
     dev = h.Device(srv.port)
-    send_hour(dev, t0, 30)
-    send_hour(dev, t0 + 3600, 34.9)
+    check(send_hour(dev, t0, 30) and send_hour(dev, t0 + 3600, 34.9),
+          "the registered device's hours are acknowledged")
     check(not wait_for(1, 0.3), "values under the limit raise nothing")
     sent_at = time.time()
     send_hour(dev, t0 + 7200, 40)  # the first exceedance hour
