@@ -36,6 +36,7 @@
 #define CLOCK_DRIFT_S 60
 #define CLOCK_SET_EVERY_S 3600
 #define ACK_MAX 160
+#define HELD_QUIET_MS 300
 
 typedef struct conn conn;
 
@@ -45,6 +46,7 @@ struct conn {
     hj212_framer *framer;      /* from the pool while a split packet is pending */
     hj212_framer_stats fstart; /* the framer's counters when it was taken */
     conn *prev, *next;         /* activity list, least recently active first */
+    conn *hprev, *hnext;       /* list of connections holding a framer */
     uint64_t last_active_ms;
     uint64_t junk_mark;        /* framer junk bytes at the last valid packet */
     mn_state *device;          /* the first MN this connection authenticated */
@@ -80,6 +82,7 @@ struct hj212_server {
     int nlisteners;
     uv_timer_t sweep;           /* idle connections, history pulls, pull timeouts */
     conn *active_head, *active_tail;
+    conn *held;                 /* connections holding a framer (a packet in pieces) */
     hj212_framer **pool;        /* idle framers */
     size_t npool, cap_pool;
     mn_table *devices;
@@ -193,6 +196,11 @@ static hj212_framer *framer_take(hj212_server *s, conn *c)
     }
     c->fstart = *hj212_framer_get_stats(f);
     s->st.framers_in_use++;
+    c->hprev = NULL;
+    c->hnext = s->held;
+    if (s->held)
+        s->held->hprev = c;
+    s->held = c;
     return f;
 }
 
@@ -204,6 +212,13 @@ static void framer_give(hj212_server *s, conn *c, bool force)
         return;
     add_framer_stats(s, hj212_framer_get_stats(f), &c->fstart);
     c->framer = NULL;
+    if (c->hprev)
+        c->hprev->hnext = c->hnext;
+    else
+        s->held = c->hnext;
+    if (c->hnext)
+        c->hnext->hprev = c->hprev;
+    c->hprev = c->hnext = NULL;
     s->st.framers_in_use--;
     if (hj212_framer_pending(f) > 0 || s->closing) {
         hj212_framer_destroy(f);
@@ -731,7 +746,26 @@ static void on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-/* ---- Timer: idle sweep, pulls ---------------------------------------------------------- */
+/* ---- Timer: idle sweep, held packets, pulls --------------------------------------------- */
+
+/* Devices that end a packet with no line end wait for an answer the framer cannot give
+ * until it knows nothing follows: once such a connection has been quiet for a moment, take
+ * the packet it holds. */
+static void flush_held(hj212_server *s, uint64_t now)
+{
+    conn *c = s->held;
+    while (c) {
+        conn *next = c->hnext;
+        hj212_frame fr;
+        if (now - c->last_active_ms >= HELD_QUIET_MS) {
+            while (!c->closing && c->framer && hj212_framer_flush(c->framer, &fr) == 1)
+                on_frame(c, &fr);
+            if (!c->closing)
+                framer_give(s, c, false);
+        }
+        c = next;
+    }
+}
 
 static void on_sweep(uv_timer_t *t)
 {
@@ -739,6 +773,7 @@ static void on_sweep(uv_timer_t *t)
     uint64_t now = now_ms(s), idle = (uint64_t)s->opts.idle_timeout_s * 1000;
     while (s->active_head && now - s->active_head->last_active_ms > idle)
         conn_close(s->active_head, &s->st.closed_idle);
+    flush_held(s, now);
     /* Pull timeouts: devices that never answered. */
     for (size_t i = s->npulling; i > 0; i--)
         if (now - s->pulling[i - 1]->pull_sent_ms > PULL_TIMEOUT_MS)

@@ -247,6 +247,12 @@ def run(tmp):
         d.send(frame(f"QN={rq['QN']};ST=91;CN=9012;PW=123456;MN={mn};Flag=4;CP=&&ExeRtn=1&&"))
         check(len(d.packets(want=3)) == 3, "pulled hours are acknowledged")
 
+    # A device that ends its packet with no line end still gets its answer.
+    q, pkt = upload(mn, t0 + 3600 * 13, 33.0)
+    d.send(pkt[:-2])
+    got = d.packets(timeout=3)
+    check(len(got) == 1 and fields(got[0]).get("QN") == q, "a packet with no line end is answered")
+
     # The device asks for the time: 9013, then 1012 since its clock is far off.
     d.send(frame(f"QN=20160801085857223;ST=31;CN=1013;PW=123456;MN={mn};Flag=5;CP=&&&&"))
     got = d.packets(want=2)
@@ -267,7 +273,7 @@ def run(tmp):
     rows = dump(db, f"{mn}:a21026:hour")
     vals = {int(r[1]): r[2] for r in rows}
     check(vals.get(t0) == "12.3" and vals.get(t0 + 3600 * 9) == "49" and vals.get(t0 + 7200) is None
-          and len(vals) == 12,
+          and len(vals) == 13,
           "stored: acknowledged values, pulled hours; not the bad-CRC packet")
 
     # Registered devices only: unknown MN and wrong PW are refused and closed after 3.
