@@ -280,8 +280,9 @@ void engine_config_print_help(FILE *f, bool markdown)
     for (size_t i = 0; i < NOPTS; i++) {
         const opt *o = &opts[i];
         if (markdown)
-            fprintf(f, "| `[%s] %s` | `--%s.%s` | `%s` | %s |\n", o->section, o->name,
-                    o->section, o->name, o->def[0] ? o->def : "", o->help);
+            fprintf(f, "| `[%s] %s` | `--%s.%s` | %s%s%s | %s |\n", o->section, o->name,
+                    o->section, o->name, o->def[0] ? "`" : "", o->def[0] ? o->def : "(empty)",
+                    o->def[0] ? "`" : "", o->help);
         else
             fprintf(f, "  --%s.%s=%s\n      %s\n", o->section, o->name,
                     o->def[0] ? o->def : "\"\"", o->help);
