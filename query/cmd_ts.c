@@ -18,6 +18,7 @@
 
 #include "query_int.h"
 #include "storage.h"
+#include "series.h"
 #include "ts_range.h"
 
 #define AGG_FIRST_BATCH 4096 /* buckets asked of storage_aggregate at first */
@@ -40,13 +41,13 @@ static void reply_storage_error(query_client *c, int rc)
 }
 
 /* Finds the series and column a key names. -ENOENT when neither reading works. */
-static int resolve_key(storage *st, const resp_arg *key, storage_sid *sid, int *col)
+int query_resolve_key(storage *st, const char *key, size_t len, storage_sid *sid, int *col)
 {
     char buf[256];
-    if (key->len == 0 || key->len >= sizeof buf || memchr(key->ptr, 0, key->len))
+    if (len == 0 || len >= sizeof buf || memchr(key, 0, len))
         return -ENOENT;
-    memcpy(buf, key->ptr, key->len);
-    buf[key->len] = 0;
+    memcpy(buf, key, len);
+    buf[len] = 0;
     *col = STORAGE_COL_AVG;
     int rc = storage_series_lookup(st, buf, sid);
     if (rc != -ENOENT)
@@ -79,7 +80,7 @@ static void cmd_ts_get(query_client *c, size_t argc, const resp_arg *argv)
     }
     storage_sid sid;
     int col;
-    int rc = resolve_key(st, &argv[1], &sid, &col);
+    int rc = query_resolve_key(st, argv[1].ptr, argv[1].len, &sid, &col);
     if (rc != 0) {
         reply_storage_error(c, rc);
         return;
@@ -212,6 +213,39 @@ static int scan_newest(storage_reader *r, storage_sid sid, int col, int64_t from
     }
 }
 
+int query_ts_collect(storage *st, storage_reader *r, storage_sid sid, int col,
+                     const ts_range_req *qp, bool reverse, ts_samples *out)
+{
+    ts_range_req q = *qp;
+    int64_t from_s = q.from_earliest ? INT64_MIN : -floor_div(-q.from_ms, 1000);
+    int64_t to_s = q.to_latest ? INT64_MAX : floor_div(q.to_ms, 1000);
+    int rc = 0;
+    if (from_s > to_s)
+        return 0;
+    if (q.agg == TS_AGG_NONE && reverse && q.count > 0) {
+        rc = scan_newest(r, sid, col, from_s, to_s, step_of(st, sid), &q, out);
+    } else if (q.agg == TS_AGG_NONE) {
+        rc = scan_points(r, sid, col, from_s, to_s, &q, NULL, out,
+                         !reverse && q.count > 0 ? (size_t)q.count : 0);
+    } else {
+        int64_t align = q.align_ms;
+        if (q.align == TS_ALIGN_START)
+            align = q.from_earliest ? 0 : q.from_ms;
+        else if (q.align == TS_ALIGN_END)
+            align = q.to_latest ? 0 : q.to_ms;
+        ts_bucketer bk;
+        ts_bucketer_init(&bk, &q, align, out);
+        bool whole = q.bucket_ms % 1000 == 0 && align % 1000 == 0;
+        if (whole && !q.filter_value && q.n_filter_ts == 0)
+            rc = scan_buckets(r, sid, col, from_s, to_s, q.bucket_ms / 1000, align / 1000,
+                              &bk, out);
+        else
+            rc = scan_points(r, sid, col, from_s, to_s, &q, &bk, out, 0);
+        ts_bucketer_finish(&bk);
+    }
+    return rc;
+}
+
 static void ts_range(query_client *c, size_t argc, const resp_arg *argv, bool reverse)
 {
     storage *st = store_of(c);
@@ -225,7 +259,7 @@ static void ts_range(query_client *c, size_t argc, const resp_arg *argv, bool re
     }
     storage_sid sid;
     int col;
-    int rc = resolve_key(st, &argv[1], &sid, &col);
+    int rc = query_resolve_key(st, argv[1].ptr, argv[1].len, &sid, &col);
     if (rc != 0) {
         reply_storage_error(c, rc);
         return;
@@ -239,27 +273,7 @@ static void ts_range(query_client *c, size_t argc, const resp_arg *argv, bool re
         goto reply;
     if ((rc = storage_reader_open(st, &r)) != 0)
         goto fail;
-    if (q.agg == TS_AGG_NONE && reverse && q.count > 0) {
-        rc = scan_newest(r, sid, col, from_s, to_s, step_of(st, sid), &q, &out);
-    } else if (q.agg == TS_AGG_NONE) {
-        rc = scan_points(r, sid, col, from_s, to_s, &q, NULL, &out,
-                         !reverse && q.count > 0 ? (size_t)q.count : 0);
-    } else {
-        int64_t align = q.align_ms;
-        if (q.align == TS_ALIGN_START)
-            align = q.from_earliest ? 0 : q.from_ms;
-        else if (q.align == TS_ALIGN_END)
-            align = q.to_latest ? 0 : q.to_ms;
-        ts_bucketer bk;
-        ts_bucketer_init(&bk, &q, align, &out);
-        bool whole = q.bucket_ms % 1000 == 0 && align % 1000 == 0;
-        if (whole && !q.filter_value && q.n_filter_ts == 0)
-            rc = scan_buckets(r, sid, col, from_s, to_s, q.bucket_ms / 1000, align / 1000,
-                              &bk, &out);
-        else
-            rc = scan_points(r, sid, col, from_s, to_s, &q, &bk, &out, 0);
-        ts_bucketer_finish(&bk);
-    }
+    rc = query_ts_collect(st, r, sid, col, &q, reverse, &out);
     storage_reader_close(r);
     if (rc != 0)
         goto fail;
@@ -298,7 +312,7 @@ static bool is_long_scan(query_client *c, size_t argc, const resp_arg *argv)
     storage_sid sid;
     int col;
     if (!st || ts_range_parse(argc, argv, &q, err, sizeof err) != 0 ||
-        resolve_key(st, &argv[1], &sid, &col) != 0)
+        query_resolve_key(st, argv[1].ptr, argv[1].len, &sid, &col) != 0)
         return false;
     if (q.agg == TS_AGG_NONE && q.count >= 0 && q.count <= LOOP_MAX_POINTS &&
         !q.filter_value && q.n_filter_ts == 0)

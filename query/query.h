@@ -22,6 +22,7 @@ extern "C" {
 
 struct uv_loop_s; /* uv_loop_t, from <uv.h> */
 struct storage;   /* from storage.h */
+struct engine_registry; /* from engine.h */
 
 typedef struct query_server query_server; /* opaque */
 
@@ -92,6 +93,11 @@ void query_server_stop(query_server *s);
  * closed; then calls cb(arg) (cb may be NULL). s must not be used after this call. */
 typedef void (*query_close_cb)(void *arg);
 void query_server_close(query_server *s, query_close_cb cb, void *arg);
+
+/* Sets the registry (facilities, outlets, limits) the label filters and CEMS.* commands
+ * read; NULL: none. Borrowed: call again with the new one before the old one is destroyed
+ * (on each reload). Series labels are derived afresh after each call. */
+void query_server_set_registry(query_server *s, const struct engine_registry *reg);
 
 void query_server_get_stats(const query_server *s, query_stats *out);
 

@@ -38,6 +38,11 @@ typedef struct query_cmd {
 /* Command tables, each ended by an entry with name NULL. */
 extern const query_cmd query_cmds_server[];
 extern const query_cmd query_cmds_ts[];
+extern const query_cmd query_cmds_multi[]; /* cmd_multi.c: TS.MGET, TS.MRANGE, ... */
+extern const query_cmd query_cmds_cems[];  /* cmd_cems.c: CEMS.* */
+
+struct query_labels;
+void query_labels_free(struct query_labels *l);
 
 struct query_client {
     union {
@@ -94,6 +99,8 @@ struct query_server {
     uint64_t started_ms;
     query_stats stats;
     const query_cmd **cmds;      /* owned: every command, sorted by name */
+    const struct engine_registry *registry; /* borrowed (query_server_set_registry); NULL */
+    struct query_labels *labels; /* owned: label cache (series.h), built on first use */
     size_t ncmds;
 };
 

@@ -21,6 +21,8 @@
 static const query_cmd *const cmd_tables[] = {
     query_cmds_server,
     query_cmds_ts,
+    query_cmds_multi,
+    query_cmds_cems,
 };
 
 void query_options_default(query_options *o)
@@ -322,6 +324,7 @@ void query_server_maybe_finish(query_server *s)
         return;
     query_close_cb cb = s->close_cb;
     void *arg = s->close_arg;
+    query_labels_free(s->labels);
     free(s->cmds);
     free(s->host);
     free(s->unix_path);
@@ -329,6 +332,11 @@ void query_server_maybe_finish(query_server *s)
     free(s);
     if (cb)
         cb(arg);
+}
+
+void query_server_set_registry(query_server *s, const struct engine_registry *reg)
+{
+    s->registry = reg; /* the label cache notices the change on its next use */
 }
 
 void query_server_get_stats(const query_server *s, query_stats *out)

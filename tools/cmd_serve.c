@@ -123,6 +123,8 @@ static int load_registry(serve *sv)
         engine_registry_destroy(r);
         return rc;
     }
+    if (sv->query)
+        query_server_set_registry(sv->query, r);
     engine_registry_destroy(sv->registry);
     sv->registry = r;
     snprintf(n[0], sizeof n[0], "%zu", engine_registry_facility_count(r));
@@ -330,8 +332,10 @@ static int start_servers(serve *sv)
         qo.max_clients = (uint32_t)cfg->query_max_clients;
         qo.storage = sv->st;
         int rc = query_server_create(sv->loop, &qo, &sv->query);
-        if (rc == 0)
+        if (rc == 0) {
+            query_server_set_registry(sv->query, sv->registry);
             rc = query_server_start(sv->query);
+        }
         if (rc != 0) {
             engine_log_kv(ENGINE_LOG_ERROR, "query server failed to start", "listen",
                           cfg->query_listen, "error", uv_strerror(rc), NULL);

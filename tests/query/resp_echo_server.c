@@ -5,11 +5,12 @@
  *
  *   resp_echo_server [--token T] [--idle-ms N] [--max-clients N] [--max-bulk N]
  *                    [--max-output N] [--unix PATH] [--host H] [--store DIR]
- *                    [--demo-points N]
+ *                    [--demo-points N] [--registry FILE.json] [--cems]
  *
  * With --store, a store is opened (created) in DIR for the series commands, and when it holds
  * no series it is seeded with "DEMO:a21026:hour": 48 hourly points (or --demo-points N) from
- * 2023-11-14T00:00:00Z, the value of point i being i.
+ * 2023-11-14T00:00:00Z, the value of point i being i. --cems adds the series the CEMS.*
+ * tests read (seed_cems below); --registry loads a registry (JSON) for labels and limits.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "engine.h"
 #include "query.h"
 #include "storage.h"
 
@@ -44,6 +46,49 @@ static int seed(storage *st, int npoints)
     return rc;
 }
 
+/* Two days of hourly NOx at the registry's outlet 010000A89000 from DEMO_T0: 30 mg/m3,
+ * except hours 5-7 (60), 20 (40), 30 (80 but flagged F: not an exceedance) and 40-41 (45);
+ * its zsavg column is the value plus 1. And "Dongsi.no2", imported under its own name with
+ * stored labels, 24 hourly points of value 10 + i. */
+static int seed_cems(storage *st)
+{
+    storage_sid sid, s2;
+    if (storage_series_lookup(st, "010000A89000:a21026:hour", &sid) == 0)
+        return 0;
+    int rc = storage_series_ensure(st, "010000A89000:a21026:hour", STORAGE_IV_AUTO, &sid);
+    if (rc == 0)
+        rc = storage_series_ensure(st, "Dongsi.no2", STORAGE_IV_HOUR, &s2);
+    if (rc == 0)
+        rc = storage_series_set_labels(st, s2, "station=Dongsi\npollutant=no2\ncity=beijing");
+    storage_batch *b = storage_batch_create();
+    for (int i = 0; rc == 0 && i < 48; i++) {
+        double v = 30;
+        if (i >= 5 && i <= 7)
+            v = 60;
+        else if (i == 20)
+            v = 40;
+        else if (i == 30)
+            v = 80;
+        else if (i == 40 || i == 41)
+            v = 45;
+        storage_point p = {.ts = DEMO_T0 + i * 3600,
+                           .mask = 1u << STORAGE_COL_AVG | 1u << STORAGE_COL_ZSAVG,
+                           .flag = i == 30 ? 'F' : 'N'};
+        p.v[STORAGE_COL_AVG] = v;
+        p.v[STORAGE_COL_ZSAVG] = v + 1;
+        rc = storage_batch_add(b, sid, &p);
+        if (rc == 0 && i < 24) {
+            storage_point q = {.ts = DEMO_T0 + i * 3600, .mask = 1u << STORAGE_COL_AVG};
+            q.v[STORAGE_COL_AVG] = 10 + i;
+            rc = storage_batch_add(b, s2, &q);
+        }
+    }
+    if (rc == 0)
+        rc = storage_write(st, b);
+    storage_batch_destroy(b);
+    return rc;
+}
+
 static void on_closed(void *arg)
 {
     uv_close((uv_handle_t *)&sig_term, NULL);
@@ -64,12 +109,20 @@ int main(int argc, char **argv)
     query_options o;
     const char *store_dir = NULL;
     int demo_points = 48;
+    const char *registry_file = NULL;
+    bool cems = false;
+    engine_registry *reg = NULL;
     storage *st = NULL;
     query_options_default(&o);
     o.port = 0;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *k = argv[i], *v = argv[i + 1];
-        if (strcmp(k, "--token") == 0)
+    for (int i = 1; i < argc; i += 2) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+        if (strcmp(k, "--cems") == 0) {
+            cems = true;
+            i--;
+        } else if (strcmp(k, "--registry") == 0)
+            registry_file = v;
+        else if (strcmp(k, "--token") == 0)
             o.auth_token = v;
         else if (strcmp(k, "--idle-ms") == 0)
             o.idle_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
@@ -97,6 +150,8 @@ int main(int argc, char **argv)
         int src = storage_open(store_dir, NULL, &st);
         if (src == 0)
             src = seed(st, demo_points);
+        if (src == 0 && cems)
+            src = seed_cems(st);
         if (src != 0) {
             fprintf(stderr, "resp_echo_server: %s: %s\n", store_dir, storage_strerror(src));
             storage_close(st);
@@ -104,8 +159,23 @@ int main(int argc, char **argv)
         }
         o.storage = st;
     }
+    if (registry_file) {
+        engine_import_report rep = {0};
+        int rrc = engine_registry_create(&reg);
+        if (rrc == 0)
+            rrc = engine_registry_load_json_file(reg, registry_file, &rep);
+        if (rrc != 0 || rep.rejected) {
+            fprintf(stderr, "resp_echo_server: %s: cannot load (%d, %zu refused)\n",
+                    registry_file, rrc, rep.rejected);
+            engine_registry_destroy(reg);
+            storage_close(st);
+            return 1;
+        }
+    }
     uv_loop_t *loop = uv_default_loop();
     int rc = query_server_create(loop, &o, &srv);
+    if (rc == 0)
+        query_server_set_registry(srv, reg);
     if (rc == 0)
         rc = query_server_start(srv);
     if (rc != 0) {
@@ -115,6 +185,7 @@ int main(int argc, char **argv)
             uv_run(loop, UV_RUN_DEFAULT);
         }
         storage_close(st);
+        engine_registry_destroy(reg);
         return 1;
     }
     uv_signal_init(loop, &sig_term);
@@ -126,5 +197,6 @@ int main(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     storage_close(st);
+    engine_registry_destroy(reg);
     return 0;
 }

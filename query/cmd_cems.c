@@ -1,0 +1,482 @@
+/* cmd_cems.c: the domain commands a regulator's screen needs: CEMS.CHART (a trend line
+ * reduced to what a chart of a given width can show, with its limit and exceedances),
+ * CEMS.TABLE (the points with their limit and exceedance multiple), CEMS.LATEST (the
+ * newest value of each series) and CEMS.FACILITY (finding a facility).
+ *
+ * The limit of a series comes from the registry: its key's MN names the outlet, its code
+ * the pollutant, its interval the period (day limits for daily series, hour limits
+ * otherwise). The charted column is compared with the limit as it is, so chart the
+ * oxygen-corrected column (":zsavg") where the limit is on a corrected basis. A point exceeds
+ * when its flag is valid (N, or none sent) and its value is strictly above the limit in
+ * force at its time; an exceedance is a run of consecutive such points.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query_int.h"
+#include "series.h"
+
+#define CHART_MAX_PX 10000
+#define MAX_SEGS 64
+
+typedef struct seg { int64_t from, to; double value; } seg; /* [from, to) seconds */
+
+typedef struct chart_ctx {
+    storage *st;
+    storage_reader *r;
+    storage_sid sid;
+    int col;
+    int64_t from, to;            /* seconds, inclusive */
+    seg segs[MAX_SEGS];
+    size_t nsegs;
+    char unit[ENGINE_CODE_SIZE];
+} chart_ctx;
+
+static storage *store_of(query_client *c)
+{
+    storage *st = c->srv->opts.storage;
+    if (!st)
+        resp_write_error(&c->out, "ERR CEMS: this server has no store open");
+    return st;
+}
+
+/* A time argument in ms, or '-' / '+' (*open set). */
+static int parse_ms(const resp_arg *a, int64_t *ms, int *open)
+{
+    *open = 0;
+    if (resp_arg_ieq(a, "-")) {
+        *open = -1;
+        return 0;
+    }
+    if (resp_arg_ieq(a, "+")) {
+        *open = 1;
+        return 0;
+    }
+    return resp_arg_int64(a, ms) == 0 && *ms > -(INT64_C(1) << 50) && *ms < INT64_C(1) << 50
+               ? 0 : -EINVAL;
+}
+
+/* The limits in force for the series of key over [from, to], sorted by time. */
+static void find_limits(const engine_registry *reg, const char *key, chart_ctx *x)
+{
+    query_key k;
+    x->nsegs = 0;
+    x->unit[0] = 0;
+    if (!reg || !query_key_split(key, &k))
+        return;
+    const engine_outlet *o = engine_registry_outlet_by_mn(reg, k.mn, strlen(k.mn));
+    if (!o)
+        return;
+    int period = strcmp(k.interval, "day") == 0 ? ENGINE_PERIOD_DAY : ENGINE_PERIOD_HOUR;
+    size_t n = engine_registry_limit_count(reg);
+    for (size_t i = 0; i < n && x->nsegs < MAX_SEGS; i++) {
+        const engine_limit *l = engine_registry_limit_at(reg, i);
+        if (l->period != period || strcmp(l->facility_id, o->facility_id) != 0 ||
+            strcmp(l->outlet, o->code) != 0 || strcmp(l->pollutant, k.code) != 0)
+            continue;
+        int64_t a = l->valid_from > x->from ? l->valid_from : x->from;
+        int64_t b = l->valid_to - 1 < x->to ? l->valid_to - 1 : x->to;
+        if (a > b)
+            continue;
+        size_t j = x->nsegs++;
+        while (j > 0 && x->segs[j - 1].from > a) {
+            x->segs[j] = x->segs[j - 1];
+            j--;
+        }
+        x->segs[j] = (seg){a, b + 1, l->value};
+        snprintf(x->unit, sizeof x->unit, "%s", l->unit);
+    }
+}
+
+static double limit_at(const chart_ctx *x, int64_t t)
+{
+    for (size_t i = 0; i < x->nsegs; i++)
+        if (t >= x->segs[i].from && t < x->segs[i].to)
+            return x->segs[i].value;
+    return NAN;
+}
+
+/* The lowest limit in force anywhere in [a, b]. */
+static double limit_min(const chart_ctx *x, int64_t a, int64_t b)
+{
+    double m = NAN;
+    for (size_t i = 0; i < x->nsegs; i++)
+        if (x->segs[i].from <= b && x->segs[i].to > a && !(x->segs[i].value >= m))
+            m = x->segs[i].value;
+    return m;
+}
+
+static bool flag_valid(uint8_t f)
+{
+    return f == 0 || f == 'N';
+}
+
+/* Opens key and resolves '-' / '+' to the series' first and last points. */
+static int open_range(query_client *c, const resp_arg *argv, chart_ctx *x, char *key,
+                      size_t klen)
+{
+    int64_t fms = 0, tms = 0;
+    int fo, to;
+    memset(x, 0, sizeof *x);
+    if (!(x->st = store_of(c)))
+        return -1;
+    if (parse_ms(&argv[2], &fms, &fo) != 0 || parse_ms(&argv[3], &tms, &to) != 0) {
+        resp_write_error(&c->out, "ERR CEMS: from and to must be Unix milliseconds, '-' or "
+                         "'+'");
+        return -1;
+    }
+    int rc = query_resolve_key(x->st, argv[1].ptr, argv[1].len, &x->sid, &x->col);
+    if (rc == 0)
+        rc = storage_series_key(x->st, x->sid, key, klen);
+    if (rc == 0)
+        rc = storage_reader_open(x->st, &x->r);
+    if (rc != 0) {
+        resp_write_error(&c->out, rc == -ENOENT ? "ERR CEMS: the key does not exist"
+                                                : "ERR CEMS: storage error");
+        return -1;
+    }
+    storage_point p;
+    x->from = fo ? INT64_MIN : (fms >= 0 ? (fms + 999) / 1000 : -(-fms / 1000));
+    x->to = to ? INT64_MAX : (tms >= 0 ? tms / 1000 : -((-tms + 999) / 1000));
+    if (fo || to) {
+        storage_iter *it = NULL;
+        if (storage_latest(x->r, x->sid, &p) != 0) {
+            x->to = x->from - 1; /* no points: an empty range */
+            return 0;
+        }
+        if (to)
+            x->to = p.ts;
+        if (fo && storage_iter_open(x->r, x->sid, INT64_MIN, INT64_MAX, &it) == 0 &&
+            storage_iter_next(it, &p) == 1)
+            x->from = p.ts;
+        storage_iter_close(it);
+    }
+    find_limits((const engine_registry *)c->srv->registry, key, x);
+    return 0;
+}
+
+/* ---- CEMS.CHART ---------------------------------------------------------------------- */
+
+typedef struct run { int64_t start, end; double peak; } run;
+
+/* Exceedances among the points of [a, b] (seconds), appended to *runs. */
+static int scan_exceed(chart_ctx *x, int64_t a, int64_t b, run **runs, size_t *n, size_t *cap)
+{
+    storage_iter *it = NULL;
+    storage_point p;
+    bool open = false;
+    int rc = storage_iter_open(x->r, x->sid, a, b, &it);
+    while (rc == 0 && (rc = storage_iter_next(it, &p)) == 1) {
+        rc = 0;
+        if (!(p.mask & 1u << x->col))
+            continue;
+        double lim = limit_at(x, p.ts), v = p.v[x->col];
+        if (!(flag_valid(p.flag) && v > lim)) {
+            open = false;
+            continue;
+        }
+        if (open) {
+            run *r = &(*runs)[*n - 1];
+            r->end = p.ts;
+            r->peak = v > r->peak ? v : r->peak;
+            continue;
+        }
+        if (*n == *cap) {
+            size_t nc = *cap ? 2 * *cap : 16;
+            run *nr = realloc(*runs, nc * sizeof *nr);
+            if (!nr) {
+                rc = -ENOMEM;
+                break;
+            }
+            *runs = nr;
+            *cap = nc;
+        }
+        (*runs)[(*n)++] = (run){p.ts, p.ts, v};
+        open = true;
+    }
+    storage_iter_close(it);
+    return rc < 0 ? rc : 0;
+}
+
+static void write_map_head(resp_writer *w, size_t n)
+{
+    w->proto == 3 ? resp_write_map(w, n) : resp_write_array(w, 2 * n);
+}
+
+static void write_num_or_null(resp_writer *w, double v)
+{
+    if (isnan(v))
+        resp_write_null(w);
+    else
+        resp_write_double(w, v);
+}
+
+static void cmd_cems_chart(query_client *c, size_t argc, const resp_arg *argv)
+{
+    chart_ctx x;
+    char key[256];
+    int64_t px;
+    if (resp_arg_int64(&argv[4], &px) != 0 || px < 1 || px > CHART_MAX_PX) {
+        resp_write_errorf(&c->out, "ERR CEMS: width must be 1 to %d pixels", CHART_MAX_PX);
+        return;
+    }
+    if (open_range(c, argv, &x, key, sizeof key) != 0)
+        return;
+    storage_bucket *b = malloc((size_t)px * sizeof *b);
+    run *runs = NULL;
+    size_t nb = 0, nruns = 0, rcap = 0;
+    int64_t w = query_m4_width(x.from, x.to, px);
+    int rc = b ? 0 : -ENOMEM;
+    if (rc == 0 && x.from <= x.to)
+        rc = storage_aggregate(x.r, x.sid, x.col, x.from, x.to, w, x.from, b, (size_t)px, &nb);
+    /* Only buckets whose maximum tops the limit can hold an exceedance. Storage returns only
+     * buckets with points, so neighbours in b hold consecutive points: neighbours over the
+     * limit are scanned together, and runs crossing bucket edges stay whole. */
+    for (size_t i = 0; rc == 0 && i < nb;) {
+        double lim = limit_min(&x, b[i].start, b[i].start + w - 1);
+        if (!(b[i].max > lim)) {
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < nb && b[j].max > limit_min(&x, b[j].start, b[j].start + w - 1))
+            j++;
+        rc = scan_exceed(&x, b[i].start, b[j - 1].start + w - 1, &runs, &nruns, &rcap);
+        i = j;
+    }
+    storage_reader_close(x.r);
+    if (rc != 0) {
+        resp_write_errorf(&c->out, "ERR CEMS: storage error: %s", storage_strerror(rc));
+        goto done;
+    }
+    resp_writer *o = &c->out;
+    write_map_head(o, 6);
+    resp_write_cstr(o, "key");
+    resp_write_cstr(o, key);
+    resp_write_cstr(o, "bucket");
+    resp_write_int(o, w * 1000);
+    resp_write_cstr(o, "unit");
+    x.unit[0] ? resp_write_cstr(o, x.unit) : resp_write_null(o);
+    resp_write_cstr(o, "points");
+    size_t np = 0;
+    int64_t ts[4];
+    double v[4];
+    for (size_t i = 0; i < nb; i++)
+        np += (size_t)query_m4_points(&b[i], ts, v);
+    resp_write_array(o, np);
+    for (size_t i = 0; i < nb; i++) {
+        int k = query_m4_points(&b[i], ts, v);
+        for (int j = 0; j < k; j++)
+            ts_write_sample(o, ts[j] * 1000, v[j]);
+    }
+    resp_write_cstr(o, "limits");
+    resp_write_array(o, x.nsegs);
+    for (size_t i = 0; i < x.nsegs; i++) {
+        resp_write_array(o, 3);
+        resp_write_int(o, x.segs[i].from * 1000);
+        resp_write_int(o, x.segs[i].to * 1000);
+        resp_write_double(o, x.segs[i].value);
+    }
+    resp_write_cstr(o, "exceedances");
+    resp_write_array(o, nruns);
+    for (size_t i = 0; i < nruns; i++) {
+        resp_write_array(o, 3);
+        resp_write_int(o, runs[i].start * 1000);
+        resp_write_int(o, runs[i].end * 1000);
+        resp_write_double(o, runs[i].peak);
+    }
+done:
+    free(b);
+    free(runs);
+}
+
+/* ---- CEMS.TABLE ---------------------------------------------------------------------- */
+
+static void cmd_cems_table(query_client *c, size_t argc, const resp_arg *argv)
+{
+    chart_ctx x;
+    char key[256];
+    if (open_range(c, argv, &x, key, sizeof key) != 0)
+        return;
+    resp_writer body;
+    resp_writer_init(&body, c->out.proto);
+    storage_iter *it = NULL;
+    storage_point p;
+    size_t n = 0;
+    int rc = x.from <= x.to ? storage_iter_open(x.r, x.sid, x.from, x.to, &it) : 0;
+    while (rc == 0 && it && (rc = storage_iter_next(it, &p)) == 1) {
+        rc = 0;
+        if (!(p.mask & 1u << x.col))
+            continue;
+        if (++n > TS_MAX_REPLY_SAMPLES) {
+            rc = -E2BIG;
+            break;
+        }
+        double v = p.v[x.col], lim = limit_at(&x, p.ts);
+        char flag[2] = {(char)p.flag, 0};
+        resp_write_array(&body, 5);
+        resp_write_int(&body, p.ts * 1000);
+        resp_write_double(&body, v);
+        write_num_or_null(&body, lim);
+        resp_write_cstr(&body, flag);
+        write_num_or_null(&body, flag_valid(p.flag) && v > lim ? (v - lim) / lim : NAN);
+    }
+    storage_iter_close(it);
+    storage_reader_close(x.r);
+    if (body.oom)
+        c->out.oom = true;
+    else if (rc == -E2BIG)
+        resp_write_error(&c->out, "ERR CEMS: the table would be too long; narrow the range");
+    else if (rc < 0)
+        resp_write_errorf(&c->out, "ERR CEMS: storage error: %s", storage_strerror(rc));
+    else {
+        resp_write_array(&c->out, n);
+        resp_write_raw(&c->out, body.data, body.len);
+    }
+    resp_writer_free(&body);
+}
+
+/* ---- CEMS.LATEST ------------------------------------------------------------------------ */
+
+static void cmd_cems_latest(query_client *c, size_t argc, const resp_arg *argv)
+{
+    storage *st = store_of(c);
+    if (!st)
+        return;
+    qfilter f;
+    char err[200];
+    f.nterms = 0;
+    if (argc > 1 && (!resp_arg_ieq(&argv[1], "FILTER") ||
+                     qfilter_parse(argc - 2, argv + 2, &f, err, sizeof err) != 0)) {
+        resp_write_error(&c->out, resp_arg_ieq(&argv[1], "FILTER")
+                                      ? err : "ERR CEMS: CEMS.LATEST [FILTER expr...]");
+        return;
+    }
+    query_server *s = c->srv;
+    const engine_registry *reg = (const engine_registry *)s->registry;
+    storage_reader *r = NULL;
+    int rc = query_labels_refresh(&s->labels, st, reg);
+    if (rc == 0)
+        rc = storage_reader_open(st, &r);
+    if (rc != 0) {
+        resp_write_errorf(&c->out, "ERR CEMS: storage error: %s", storage_strerror(rc));
+        return;
+    }
+    resp_writer body;
+    resp_writer_init(&body, c->out.proto);
+    size_t n = 0;
+    uint32_t count = storage_series_count(st);
+    for (storage_sid sid = 1; sid <= count; sid++) {
+        const char *key = query_labels_key(s->labels, sid);
+        query_key k;
+        storage_point p;
+        if (!key || !query_key_split(key, &k) ||
+            (f.nterms && !qfilter_match(&f, query_labels_text(s->labels, sid))) ||
+            storage_latest(r, sid, &p) != 0 || !(p.mask & 1u << STORAGE_COL_AVG))
+            continue;
+        chart_ctx x = {.from = p.ts, .to = p.ts};
+        find_limits(reg, key, &x);
+        double v = p.v[STORAGE_COL_AVG];
+        char flag[2] = {(char)p.flag, 0};
+        resp_write_array(&body, 6);
+        resp_write_cstr(&body, key);
+        resp_write_int(&body, p.ts * 1000);
+        resp_write_double(&body, v);
+        resp_write_cstr(&body, flag);
+        write_num_or_null(&body, limit_at(&x, p.ts));
+        x.unit[0] ? resp_write_cstr(&body, x.unit) : resp_write_null(&body);
+        n++;
+    }
+    storage_reader_close(r);
+    if (body.oom) {
+        c->out.oom = true;
+    } else {
+        resp_write_array(&c->out, n);
+        resp_write_raw(&c->out, body.data, body.len);
+    }
+    resp_writer_free(&body);
+}
+
+/* ---- CEMS.FACILITY ---------------------------------------------------------------------- */
+
+static bool facility_matches(const engine_registry *reg, const engine_facility *fa,
+                             const char *q)
+{
+    size_t ql = strlen(q);
+    if (strstr(fa->name, q) || strcmp(fa->uscc, q) == 0 || strcmp(fa->id, q) == 0 ||
+        (fa->region[0] && strncmp(fa->region, q, ql) == 0))
+        return true;
+    size_t n = engine_registry_outlet_count(reg);
+    for (size_t i = 0; i < n; i++) {
+        const engine_outlet *o = engine_registry_outlet_at(reg, i);
+        if (strcmp(o->facility_id, fa->id) == 0 && strcmp(o->mn, q) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void write_facility(resp_writer *w, const engine_registry *reg,
+                           const engine_facility *fa)
+{
+    size_t n = engine_registry_outlet_count(reg), no = 0;
+    for (size_t i = 0; i < n; i++)
+        no += strcmp(engine_registry_outlet_at(reg, i)->facility_id, fa->id) == 0;
+    write_map_head(w, 6);
+    resp_write_cstr(w, "id");
+    resp_write_cstr(w, fa->id);
+    resp_write_cstr(w, "name");
+    resp_write_cstr(w, fa->name);
+    resp_write_cstr(w, "uscc");
+    resp_write_cstr(w, fa->uscc);
+    resp_write_cstr(w, "region");
+    resp_write_cstr(w, fa->region);
+    resp_write_cstr(w, "industry");
+    resp_write_cstr(w, fa->industry);
+    resp_write_cstr(w, "outlets");
+    resp_write_array(w, no);
+    for (size_t i = 0; i < n; i++) {
+        const engine_outlet *o = engine_registry_outlet_at(reg, i);
+        if (strcmp(o->facility_id, fa->id) != 0)
+            continue;
+        resp_write_array(w, 3);
+        resp_write_cstr(w, o->code);
+        resp_write_cstr(w, o->mn);
+        resp_write_cstr(w, o->medium == ENGINE_MEDIUM_WATER ? "water" : "gas");
+    }
+}
+
+static void cmd_cems_facility(query_client *c, size_t argc, const resp_arg *argv)
+{
+    const engine_registry *reg = (const engine_registry *)c->srv->registry;
+    char q[ENGINE_NAME_SIZE];
+    if (argv[1].len == 0 || argv[1].len >= sizeof q || memchr(argv[1].ptr, 0, argv[1].len)) {
+        resp_write_error(&c->out, "ERR CEMS: the search text must be 1 to 255 bytes");
+        return;
+    }
+    memcpy(q, argv[1].ptr, argv[1].len);
+    q[argv[1].len] = 0;
+    size_t n = reg ? engine_registry_facility_count(reg) : 0, hits = 0;
+    for (size_t i = 0; i < n; i++)
+        hits += facility_matches(reg, engine_registry_facility_at(reg, i), q);
+    resp_write_array(&c->out, hits);
+    for (size_t i = 0; i < n; i++) {
+        const engine_facility *fa = engine_registry_facility_at(reg, i);
+        if (facility_matches(reg, fa, q))
+            write_facility(&c->out, reg, fa);
+    }
+}
+
+const query_cmd query_cmds_cems[] = {
+    {"cems.chart", 5, QUERY_CMD_READONLY, cmd_cems_chart, "cems",
+     "A series reduced for a chart of the given width (M4), its limit and exceedances."},
+    {"cems.facility", 2, QUERY_CMD_READONLY, cmd_cems_facility, "cems",
+     "Find facilities by name, credit code, MN or region prefix."},
+    {"cems.latest", -1, QUERY_CMD_READONLY, cmd_cems_latest, "cems",
+     "The newest value of every series, or of those matching a filter."},
+    {"cems.table", 4, QUERY_CMD_READONLY, cmd_cems_table, "cems",
+     "The points of a range with their limit, flag and exceedance multiple."},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};

@@ -1,0 +1,102 @@
+/* series.h: what the multi-series and domain commands share, internal to query/: label
+ * filters (the FILTER expressions of TS.MRANGE, TS.MGET, TS.QUERYINDEX and CEMS.*), the
+ * labels of a series (derived from its key and the registry), the server's label cache,
+ * M4 downsampling, and the single-series range scan of cmd_ts.c.
+ *
+ * Labels travel as text, "name=value" pairs one per line, as storage keeps them.
+ */
+#ifndef PLUME_QUERY_SERIES_H
+#define PLUME_QUERY_SERIES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "resp.h"
+#include "storage.h"
+#include "ts_range.h"
+
+/* ---- Filters ------------------------------------------------------------------------ */
+
+#define QF_MAX_TERMS 32   /* expressions of one FILTER */
+#define QF_MAX_VALUES 32  /* values of one label=(a,b,...) list */
+#define QF_MAX_TEXT 128   /* bytes of a label name or value */
+
+typedef struct qf_term {
+    char name[QF_MAX_TEXT];
+    bool negate;                          /* != */
+    size_t nvalues;                       /* 1 for label=value; "" means absent */
+    char values[QF_MAX_VALUES][QF_MAX_TEXT];
+} qf_term;
+
+typedef struct qfilter {
+    qf_term terms[QF_MAX_TERMS];
+    size_t nterms;
+} qfilter;
+
+/* Parses the expressions argv[0..argc) as RedisTimeSeries does: label=value, label!=value,
+ * label= (the label is absent), label!= (present), label=(a,b), label!=(a,b). At least one
+ * expression must be a label=value or label=(...) with a non-empty value. Returns 0 or
+ * -EINVAL with a message in err naming the expression. */
+int qfilter_parse(size_t argc, const resp_arg *argv, qfilter *f, char *err, size_t errlen);
+
+/* Whether labels (text form) pass every expression of f. */
+bool qfilter_match(const qfilter *f, const char *labels);
+
+/* The value of label name in labels, copied into buf (NUL-terminated); false if absent. */
+bool query_label_get(const char *labels, const char *name, char *buf, size_t len);
+
+/* ---- Labels of a series -------------------------------------------------------------- */
+
+/* A key "MN:code:interval" split into its parts; false for any other key. */
+typedef struct query_key {
+    char mn[ENGINE_ID_SIZE];
+    char code[ENGINE_POLLUTANT_SIZE];
+    char interval[8];
+} query_key;
+bool query_key_split(const char *key, query_key *out);
+
+/* Writes the labels of series key into buf: for MN:code:interval keys mn, pollutant,
+ * interval, column and, when the registry knows the MN, facility, uscc, region, industry,
+ * outlet, medium; for other keys the labels stored with the series (stored, may be NULL).
+ * Returns the length, or -ERANGE if buf is too small. */
+int query_labels_format(const char *key, const engine_registry *reg, const char *stored,
+                        char *buf, size_t len);
+
+/* The server's cache of every series' key and labels, rebuilt when the registry or the
+ * number of series changes, with an index label=value -> sorted series ids. */
+typedef struct query_labels query_labels;
+
+void query_labels_free(query_labels *l);
+
+/* Brings the cache of *lp up to date with st and reg (creating it on first use). Returns 0,
+ * -ENOMEM, or a storage error. */
+int query_labels_refresh(query_labels **lp, storage *st, const engine_registry *reg);
+
+/* Series ids (ascending) whose labels pass f, in a malloc'd array the caller frees. */
+int query_labels_select(const query_labels *l, const qfilter *f, storage_sid **out, size_t *n);
+
+/* Key and labels of sid from the cache (valid until the next refresh); NULL if unknown. */
+const char *query_labels_key(const query_labels *l, storage_sid sid);
+const char *query_labels_text(const query_labels *l, storage_sid sid);
+
+/* ---- M4 ------------------------------------------------------------------------------ */
+
+/* The M4 points of one bucket: first, min, max, last in time order with equal timestamps
+ * written once. Returns how many (1 to 4) were written to ts/v. */
+int query_m4_points(const storage_bucket *b, int64_t *ts, double *v);
+
+/* Bucket width (seconds, >= 1) giving at most width_px buckets over [from, to]. */
+int64_t query_m4_width(int64_t from, int64_t to, int64_t width_px);
+
+/* ---- cmd_ts.c's scan, shared --------------------------------------------------------- */
+
+/* Finds the series and column a key names; -ENOENT. */
+int query_resolve_key(storage *st, const char *key, size_t len, storage_sid *sid, int *col);
+
+/* Collects the samples of sid/col q asks for (raw or bucketed, as TS.RANGE). */
+int query_ts_collect(storage *st, storage_reader *r, storage_sid sid, int col,
+                     const ts_range_req *q, bool reverse, ts_samples *out);
+
+#endif
