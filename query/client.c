@@ -44,6 +44,7 @@ static void free_client(query_client *c)
     if (c->next)
         c->next->prev = c->prev;
     s->stats.clients--;
+    query_client_subs_free(c);
     resp_parser_free(&c->parser);
     resp_writer_free(&c->out);
     free(c->rbuf);
@@ -167,6 +168,11 @@ static void flush(query_client *c)
     c->writing = true;
 }
 
+void query_client_flush(query_client *c)
+{
+    flush(c);
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 /* Reads while the client may send more and its output is below the limit. */
@@ -218,6 +224,10 @@ static void dispatch(query_client *c, size_t argc, const resp_arg *argv)
         query_reply_arity(c, &(resp_arg){cmd->name, strlen(cmd->name)});
     else if (s->auth_token && !c->authed && !(cmd->flags & QUERY_CMD_NOAUTH))
         resp_write_error(&c->out, "NOAUTH Authentication required.");
+    else if (c->out.proto == 2 && query_client_nsubs(c) && strcmp(cmd->group, "pubsub") != 0 &&
+             strcmp(cmd->name, "ping") != 0 && strcmp(cmd->name, "quit") != 0)
+        resp_write_errorf(&c->out, "ERR Can't execute '%s': only (P)SUBSCRIBE / "
+                          "(P)UNSUBSCRIBE / PING / QUIT are allowed in this context", cmd->name);
     else {
         c->last_cmd = cmd->name;
         cmd->fn(c, argc, argv);

@@ -3,12 +3,9 @@
  * CEMS.TABLE (the points with their limit and exceedance multiple), CEMS.LATEST (the
  * newest value of each series) and CEMS.FACILITY (finding a facility).
  *
- * The limit of a series comes from the registry: its key's MN names the outlet, its code
- * the pollutant, its interval the period (day limits for daily series, hour limits
- * otherwise). The charted column is compared with the limit as it is, so chart the
- * oxygen-corrected column (":zsavg") where the limit is on a corrected basis. A point exceeds
- * when its flag is valid (N, or none sent) and its value is strictly above the limit in
- * force at its time; an exceedance is a run of consecutive such points.
+ * Limits, exceedances and the M4 reduction are chart.c's (shared with `plume chart`). The
+ * charted column is compared with the limit as it is, so chart the oxygen-corrected column
+ * (":zsavg") where the limit is on a corrected basis.
  */
 #include <errno.h>
 #include <math.h>
@@ -20,19 +17,13 @@
 #include "series.h"
 
 #define CHART_MAX_PX 10000
-#define MAX_SEGS 64
-
-typedef struct seg { int64_t from, to; double value; } seg; /* [from, to) seconds */
-
 typedef struct chart_ctx {
     storage *st;
     storage_reader *r;
     storage_sid sid;
     int col;
-    int64_t from, to;            /* seconds, inclusive */
-    seg segs[MAX_SEGS];
-    size_t nsegs;
-    char unit[ENGINE_CODE_SIZE];
+    int64_t from, to;            /* seconds, inclusive; INT64_MIN / INT64_MAX: open */
+    query_limits lim;
 } chart_ctx;
 
 static storage *store_of(query_client *c)
@@ -59,62 +50,7 @@ static int parse_ms(const resp_arg *a, int64_t *ms, int *open)
                ? 0 : -EINVAL;
 }
 
-/* The limits in force for the series of key over [from, to], sorted by time. */
-static void find_limits(const engine_registry *reg, const char *key, chart_ctx *x)
-{
-    query_key k;
-    x->nsegs = 0;
-    x->unit[0] = 0;
-    if (!reg || !query_key_split(key, &k))
-        return;
-    const engine_outlet *o = engine_registry_outlet_by_mn(reg, k.mn, strlen(k.mn));
-    if (!o)
-        return;
-    int period = strcmp(k.interval, "day") == 0 ? ENGINE_PERIOD_DAY : ENGINE_PERIOD_HOUR;
-    size_t n = engine_registry_limit_count(reg);
-    for (size_t i = 0; i < n && x->nsegs < MAX_SEGS; i++) {
-        const engine_limit *l = engine_registry_limit_at(reg, i);
-        if (l->period != period || strcmp(l->facility_id, o->facility_id) != 0 ||
-            strcmp(l->outlet, o->code) != 0 || strcmp(l->pollutant, k.code) != 0)
-            continue;
-        int64_t a = l->valid_from > x->from ? l->valid_from : x->from;
-        int64_t b = l->valid_to - 1 < x->to ? l->valid_to - 1 : x->to;
-        if (a > b)
-            continue;
-        size_t j = x->nsegs++;
-        while (j > 0 && x->segs[j - 1].from > a) {
-            x->segs[j] = x->segs[j - 1];
-            j--;
-        }
-        x->segs[j] = (seg){a, b + 1, l->value};
-        snprintf(x->unit, sizeof x->unit, "%s", l->unit);
-    }
-}
-
-static double limit_at(const chart_ctx *x, int64_t t)
-{
-    for (size_t i = 0; i < x->nsegs; i++)
-        if (t >= x->segs[i].from && t < x->segs[i].to)
-            return x->segs[i].value;
-    return NAN;
-}
-
-/* The lowest limit in force anywhere in [a, b]. */
-static double limit_min(const chart_ctx *x, int64_t a, int64_t b)
-{
-    double m = NAN;
-    for (size_t i = 0; i < x->nsegs; i++)
-        if (x->segs[i].from <= b && x->segs[i].to > a && !(x->segs[i].value >= m))
-            m = x->segs[i].value;
-    return m;
-}
-
-static bool flag_valid(uint8_t f)
-{
-    return f == 0 || f == 'N';
-}
-
-/* Opens key and resolves '-' / '+' to the series' first and last points. */
+/* Opens key and its range ('-' / '+' stay open) and finds its limits. */
 static int open_range(query_client *c, const resp_arg *argv, chart_ctx *x, char *key,
                       size_t klen)
 {
@@ -138,68 +74,14 @@ static int open_range(query_client *c, const resp_arg *argv, chart_ctx *x, char 
                                                 : "ERR CEMS: storage error");
         return -1;
     }
-    storage_point p;
     x->from = fo ? INT64_MIN : (fms >= 0 ? (fms + 999) / 1000 : -(-fms / 1000));
     x->to = to ? INT64_MAX : (tms >= 0 ? tms / 1000 : -((-tms + 999) / 1000));
-    if (fo || to) {
-        storage_iter *it = NULL;
-        if (storage_latest(x->r, x->sid, &p) != 0) {
-            x->to = x->from - 1; /* no points: an empty range */
-            return 0;
-        }
-        if (to)
-            x->to = p.ts;
-        if (fo && storage_iter_open(x->r, x->sid, INT64_MIN, INT64_MAX, &it) == 0 &&
-            storage_iter_next(it, &p) == 1)
-            x->from = p.ts;
-        storage_iter_close(it);
-    }
-    find_limits((const engine_registry *)c->srv->registry, key, x);
+    query_limits_find((const engine_registry *)c->srv->registry, key, x->from, x->to,
+                      &x->lim);
     return 0;
 }
 
 /* ---- CEMS.CHART ---------------------------------------------------------------------- */
-
-typedef struct run { int64_t start, end; double peak; } run;
-
-/* Exceedances among the points of [a, b] (seconds), appended to *runs. */
-static int scan_exceed(chart_ctx *x, int64_t a, int64_t b, run **runs, size_t *n, size_t *cap)
-{
-    storage_iter *it = NULL;
-    storage_point p;
-    bool open = false;
-    int rc = storage_iter_open(x->r, x->sid, a, b, &it);
-    while (rc == 0 && (rc = storage_iter_next(it, &p)) == 1) {
-        rc = 0;
-        if (!(p.mask & 1u << x->col))
-            continue;
-        double lim = limit_at(x, p.ts), v = p.v[x->col];
-        if (!(flag_valid(p.flag) && v > lim)) {
-            open = false;
-            continue;
-        }
-        if (open) {
-            run *r = &(*runs)[*n - 1];
-            r->end = p.ts;
-            r->peak = v > r->peak ? v : r->peak;
-            continue;
-        }
-        if (*n == *cap) {
-            size_t nc = *cap ? 2 * *cap : 16;
-            run *nr = realloc(*runs, nc * sizeof *nr);
-            if (!nr) {
-                rc = -ENOMEM;
-                break;
-            }
-            *runs = nr;
-            *cap = nc;
-        }
-        (*runs)[(*n)++] = (run){p.ts, p.ts, v};
-        open = true;
-    }
-    storage_iter_close(it);
-    return rc < 0 ? rc : 0;
-}
 
 static void write_map_head(resp_writer *w, size_t n)
 {
@@ -225,72 +107,43 @@ static void cmd_cems_chart(query_client *c, size_t argc, const resp_arg *argv)
     }
     if (open_range(c, argv, &x, key, sizeof key) != 0)
         return;
-    storage_bucket *b = malloc((size_t)px * sizeof *b);
-    run *runs = NULL;
-    size_t nb = 0, nruns = 0, rcap = 0;
-    int64_t w = query_m4_width(x.from, x.to, px);
-    int rc = b ? 0 : -ENOMEM;
-    if (rc == 0 && x.from <= x.to)
-        rc = storage_aggregate(x.r, x.sid, x.col, x.from, x.to, w, x.from, b, (size_t)px, &nb);
-    /* Only buckets whose maximum tops the limit can hold an exceedance. Storage returns only
-     * buckets with points, so neighbours in b hold consecutive points: neighbours over the
-     * limit are scanned together, and runs crossing bucket edges stay whole. */
-    for (size_t i = 0; rc == 0 && i < nb;) {
-        double lim = limit_min(&x, b[i].start, b[i].start + w - 1);
-        if (!(b[i].max > lim)) {
-            i++;
-            continue;
-        }
-        size_t j = i + 1;
-        while (j < nb && b[j].max > limit_min(&x, b[j].start, b[j].start + w - 1))
-            j++;
-        rc = scan_exceed(&x, b[i].start, b[j - 1].start + w - 1, &runs, &nruns, &rcap);
-        i = j;
-    }
+    query_chart_data d;
+    int rc = query_chart_compute(x.r, (const engine_registry *)c->srv->registry, x.sid, x.col,
+                                 key, x.from, x.to, px, false, &d);
     storage_reader_close(x.r);
     if (rc != 0) {
         resp_write_errorf(&c->out, "ERR CEMS: storage error: %s", storage_strerror(rc));
-        goto done;
+        return;
     }
     resp_writer *o = &c->out;
     write_map_head(o, 6);
     resp_write_cstr(o, "key");
     resp_write_cstr(o, key);
     resp_write_cstr(o, "bucket");
-    resp_write_int(o, w * 1000);
+    resp_write_int(o, d.bucket * 1000);
     resp_write_cstr(o, "unit");
-    x.unit[0] ? resp_write_cstr(o, x.unit) : resp_write_null(o);
+    d.limits.unit[0] ? resp_write_cstr(o, d.limits.unit) : resp_write_null(o);
     resp_write_cstr(o, "points");
-    size_t np = 0;
-    int64_t ts[4];
-    double v[4];
-    for (size_t i = 0; i < nb; i++)
-        np += (size_t)query_m4_points(&b[i], ts, v);
-    resp_write_array(o, np);
-    for (size_t i = 0; i < nb; i++) {
-        int k = query_m4_points(&b[i], ts, v);
-        for (int j = 0; j < k; j++)
-            ts_write_sample(o, ts[j] * 1000, v[j]);
-    }
+    resp_write_array(o, d.n);
+    for (size_t i = 0; i < d.n; i++)
+        ts_write_sample(o, d.ts[i] * 1000, d.v[i]);
     resp_write_cstr(o, "limits");
-    resp_write_array(o, x.nsegs);
-    for (size_t i = 0; i < x.nsegs; i++) {
+    resp_write_array(o, d.limits.n);
+    for (size_t i = 0; i < d.limits.n; i++) {
         resp_write_array(o, 3);
-        resp_write_int(o, x.segs[i].from * 1000);
-        resp_write_int(o, x.segs[i].to * 1000);
-        resp_write_double(o, x.segs[i].value);
+        resp_write_int(o, d.limits.seg[i].from * 1000);
+        resp_write_int(o, d.limits.seg[i].to * 1000);
+        resp_write_double(o, d.limits.seg[i].value);
     }
     resp_write_cstr(o, "exceedances");
-    resp_write_array(o, nruns);
-    for (size_t i = 0; i < nruns; i++) {
+    resp_write_array(o, d.nexceed);
+    for (size_t i = 0; i < d.nexceed; i++) {
         resp_write_array(o, 3);
-        resp_write_int(o, runs[i].start * 1000);
-        resp_write_int(o, runs[i].end * 1000);
-        resp_write_double(o, runs[i].peak);
+        resp_write_int(o, d.exceed[i].start * 1000);
+        resp_write_int(o, d.exceed[i].end * 1000);
+        resp_write_double(o, d.exceed[i].peak);
     }
-done:
-    free(b);
-    free(runs);
+    query_chart_data_free(&d);
 }
 
 /* ---- CEMS.TABLE ---------------------------------------------------------------------- */
@@ -315,14 +168,15 @@ static void cmd_cems_table(query_client *c, size_t argc, const resp_arg *argv)
             rc = -E2BIG;
             break;
         }
-        double v = p.v[x.col], lim = limit_at(&x, p.ts);
+        double v = p.v[x.col], lim = query_limit_at(&x.lim, p.ts);
         char flag[2] = {(char)p.flag, 0};
         resp_write_array(&body, 5);
         resp_write_int(&body, p.ts * 1000);
         resp_write_double(&body, v);
         write_num_or_null(&body, lim);
         resp_write_cstr(&body, flag);
-        write_num_or_null(&body, flag_valid(p.flag) && v > lim ? (v - lim) / lim : NAN);
+        bool over = query_flag_valid(p.flag) && v > lim;
+        write_num_or_null(&body, over ? (v - lim) / lim : NAN);
     }
     storage_iter_close(it);
     storage_reader_close(x.r);
@@ -377,8 +231,8 @@ static void cmd_cems_latest(query_client *c, size_t argc, const resp_arg *argv)
             (f.nterms && !qfilter_match(&f, query_labels_text(s->labels, sid))) ||
             storage_latest(r, sid, &p) != 0 || !(p.mask & 1u << STORAGE_COL_AVG))
             continue;
-        chart_ctx x = {.from = p.ts, .to = p.ts};
-        find_limits(reg, key, &x);
+        query_limits lim;
+        query_limits_find(reg, key, p.ts, p.ts, &lim);
         double v = p.v[STORAGE_COL_AVG];
         char flag[2] = {(char)p.flag, 0};
         resp_write_array(&body, 6);
@@ -386,8 +240,8 @@ static void cmd_cems_latest(query_client *c, size_t argc, const resp_arg *argv)
         resp_write_int(&body, p.ts * 1000);
         resp_write_double(&body, v);
         resp_write_cstr(&body, flag);
-        write_num_or_null(&body, limit_at(&x, p.ts));
-        x.unit[0] ? resp_write_cstr(&body, x.unit) : resp_write_null(&body);
+        write_num_or_null(&body, query_limit_at(&lim, p.ts));
+        lim.unit[0] ? resp_write_cstr(&body, lim.unit) : resp_write_null(&body);
         n++;
     }
     storage_reader_close(r);

@@ -19,12 +19,17 @@
 
 static void cmd_ping(query_client *c, size_t argc, const resp_arg *argv)
 {
-    if (argc > 2)
+    if (argc > 2) {
         query_reply_arity(c, &argv[0]);
-    else if (argc == 2)
+    } else if (c->out.proto == 2 && query_client_nsubs(c)) {
+        resp_write_array(&c->out, 2); /* as Redis answers a subscribed RESP2 client */
+        resp_write_cstr(&c->out, "pong");
+        resp_write_bulk(&c->out, argc == 2 ? argv[1].ptr : "", argc == 2 ? argv[1].len : 0);
+    } else if (argc == 2) {
         resp_write_bulk(&c->out, argv[1].ptr, argv[1].len);
-    else
+    } else {
         resp_write_simple(&c->out, "PONG");
+    }
 }
 
 static void cmd_echo(query_client *c, size_t argc, const resp_arg *argv)

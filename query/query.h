@@ -99,6 +99,23 @@ void query_server_close(query_server *s, query_close_cb cb, void *arg);
  * (on each reload). Series labels are derived afresh after each call. */
 void query_server_set_registry(query_server *s, const struct engine_registry *reg);
 
+/* Sends msg (len bytes) to every client subscribed to channel, or to a pattern matching it
+ * (SUBSCRIBE / PSUBSCRIBE), as a Redis message (RESP2) or push (RESP3). Returns how many
+ * messages were queued. The daemon publishes alerts on "alerts" and "alerts.<region>". */
+size_t query_server_publish(query_server *s, const char *channel, const void *msg,
+                            size_t len);
+
+/* A trend chart of one series as an SVG document (query/chart_svg.c): the series reduced with
+ * M4 to the chart's width, the limits in force (from reg, may be NULL), exceedances shaded
+ * red, periods of invalid data shaded grey, axes in China local time (UTC+8) with the unit.
+ * key is as in TS.RANGE (an optional :column); from_s / to_s in Unix seconds, INT64_MIN /
+ * INT64_MAX for the series' first / last point; width 200-10000 and height 150-5000 pixels.
+ * On success *svg is malloc'd (the caller frees it), *len its length. Returns 0, -EINVAL,
+ * -ENOENT (no such series) or a storage error. */
+int query_chart_svg(struct storage *st, const struct engine_registry *reg, const char *key,
+                    int64_t from_s, int64_t to_s, int width, int height, char **svg,
+                    size_t *len);
+
 void query_server_get_stats(const query_server *s, query_stats *out);
 
 #ifdef __cplusplus

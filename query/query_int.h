@@ -40,6 +40,8 @@ extern const query_cmd query_cmds_server[];
 extern const query_cmd query_cmds_ts[];
 extern const query_cmd query_cmds_multi[]; /* cmd_multi.c: TS.MGET, TS.MRANGE, ... */
 extern const query_cmd query_cmds_cems[];  /* cmd_cems.c: CEMS.* */
+extern const query_cmd query_cmds_pubsub[];
+extern const query_cmd query_cmds_periods[]; /* cmd_periods.c: CEMS.DAILY, CEMS.EXCEEDANCES */ /* pubsub.c: (P)(UN)SUBSCRIBE */
 
 struct query_labels;
 void query_labels_free(struct query_labels *l);
@@ -64,6 +66,7 @@ struct query_client {
     bool blocked;                /* a command runs on a worker thread: no reading, no
                                     parsing (its arguments live in rbuf and the parser) */
     bool handle_closed;          /* the close callback ran; memory waits for the worker */
+    struct query_subs *subs;     /* owned: channels and patterns subscribed (pubsub.c) */
     char name[64];               /* CLIENT SETNAME; "" when unset */
     char lib_name[32], lib_ver[32];
     char addr[64], laddr[64];    /* "ip:port" of the peer and of our end */
@@ -116,6 +119,15 @@ void query_client_offload(query_client *c, query_cmd_fn fn, size_t argc, const r
  * closes a client (idempotent; its memory goes in the close callback). */
 void query_client_accept(uv_stream_t *listener, int status);
 void query_client_close(query_client *c);
+
+/* client.c: hands c's gathered output to a write (for messages pushed between requests). */
+void query_client_flush(query_client *c);
+
+/* pubsub.c: subscriptions of a client (channels plus patterns); freeing them; glob
+ * matching as Redis' PSUBSCRIBE patterns. */
+size_t query_client_nsubs(const query_client *c);
+void query_client_subs_free(query_client *c);
+bool query_glob_match(const char *pattern, size_t plen, const char *s, size_t slen);
 
 /* server.c: frees a closing server once its handles and clients are gone (then calls the
  * close callback); a no-op otherwise. */

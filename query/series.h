@@ -99,4 +99,62 @@ int query_resolve_key(storage *st, const char *key, size_t len, storage_sid *sid
 int query_ts_collect(storage *st, storage_reader *r, storage_sid sid, int col,
                      const ts_range_req *q, bool reverse, ts_samples *out);
 
+/* ---- Chart data (chart.c) ------------------------------------------------------------ */
+
+#define QUERY_MAX_LIMITS 64
+
+typedef struct query_limit_seg {
+    int64_t from, to;            /* [from, to) seconds, clipped to the range asked */
+    double value;
+} query_limit_seg;
+
+typedef struct query_limits {
+    query_limit_seg seg[QUERY_MAX_LIMITS]; /* in time order */
+    size_t n;
+    char unit[ENGINE_CODE_SIZE]; /* "" when no limit */
+} query_limits;
+
+/* The limits in force for series key over [from, to] (seconds): the outlet by the key's
+ * MN, the pollutant by its code, day limits for ":day" series and hour limits otherwise.
+ * None (n = 0) without a registry or for other keys. */
+void query_limits_find(const engine_registry *reg, const char *key, int64_t from, int64_t to,
+                       query_limits *out);
+/* The limit in force at t, or NaN; the lowest in force anywhere in [a, b], or NaN. */
+double query_limit_at(const query_limits *l, int64_t t);
+double query_limit_min(const query_limits *l, int64_t a, int64_t b);
+
+/* Whether a data flag counts as valid for exceedance (N, or none sent). */
+bool query_flag_valid(uint8_t flag);
+
+typedef struct query_run {
+    int64_t start, end;          /* first and last point (seconds) */
+    double peak;                 /* highest value (exceedances) */
+} query_run;
+
+/* What a chart of one series shows (CEMS.CHART, plume chart). */
+typedef struct query_chart_data {
+    int64_t from, to;            /* seconds, inclusive ('-' / '+' resolved) */
+    int64_t bucket;              /* seconds */
+    int64_t *ts;                 /* owned: M4 points (seconds), n of them */
+    double *v;
+    size_t n;
+    query_limits limits;
+    query_run *exceed;           /* owned: exceedances */
+    size_t nexceed;
+    query_run *invalid;          /* owned: runs of points with an invalid flag (only when
+                                    asked: it reads every point) */
+    size_t ninvalid;
+} query_chart_data;
+
+/* Computes the chart of column col of sid over [from, to] (seconds; INT64_MIN / INT64_MAX:
+ * the series' first / last point) for px pixel columns. 0, or a storage error. */
+int query_chart_compute(storage_reader *r, const engine_registry *reg, storage_sid sid,
+                        int col, const char *key, int64_t from, int64_t to, int64_t px,
+                        bool want_invalid, query_chart_data *d);
+void query_chart_data_free(query_chart_data *d);
+
+/* Writes d as an SVG document (chart_svg.c) into a malloc'd buffer. */
+int query_chart_svg_render(const query_chart_data *d, const char *title, const char *unit,
+                           int width, int height, int tz_offset_s, char **out, size_t *len);
+
 #endif

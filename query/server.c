@@ -23,6 +23,8 @@ static const query_cmd *const cmd_tables[] = {
     query_cmds_ts,
     query_cmds_multi,
     query_cmds_cems,
+    query_cmds_pubsub,
+    query_cmds_periods,
 };
 
 void query_options_default(query_options *o)

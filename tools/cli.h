@@ -26,5 +26,6 @@ int64_t cli_time_arg(const char *opt, const char *val);
 int cmd_serve(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
+int cmd_chart(int argc, char **argv);
 
 #endif

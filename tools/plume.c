@@ -11,6 +11,7 @@ static const cli_command commands[] = {
     {"serve", "run the engine: HJ 212 server, ingest, query server", cmd_serve},
     {"version", "print the version", cmd_version},
     {"sim", "simulate a fleet of HJ 212 data acquisition units", cmd_sim},
+    {"chart", "draw a trend chart of one series as SVG", cmd_chart},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

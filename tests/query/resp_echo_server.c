@@ -11,6 +11,8 @@
  * no series it is seeded with "DEMO:a21026:hour": 48 hourly points (or --demo-points N) from
  * 2023-11-14T00:00:00Z, the value of point i being i. --cems adds the series the CEMS.*
  * tests read (seed_cems below); --registry loads a registry (JSON) for labels and limits.
+ * SIGUSR1 publishes an example alert, as the daemon does when one fires: its webhook JSON
+ * on "alerts" and on "alerts.350100".
  */
 #include <signal.h>
 #include <stdio.h>
@@ -22,7 +24,7 @@
 #include "query.h"
 #include "storage.h"
 
-static uv_signal_t sig_term, sig_int;
+static uv_signal_t sig_term, sig_int, sig_usr1;
 static query_server *srv;
 
 #define DEMO_T0 1699920000
@@ -89,10 +91,28 @@ static int seed_cems(storage *st)
     return rc;
 }
 
+static void on_usr1(uv_signal_t *h, int signum)
+{
+    engine_alert a = {.id = "010000A89000-a21026-hour-1699938000", .state = ENGINE_ALERT_FIRING,
+                      .revision = 1, .severity = ENGINE_SEVERITY_WARNING, .facility_id = "F001",
+                      .facility_name = "Example Power Plant No. 1", .region = "350100",
+                      .outlet = "DA001", .mn = "010000A89000", .pollutant = "a21026",
+                      .unit = "mg/m3", .limit = 50, .value = 60, .multiple = 0.2,
+                      .start = 1699938000};
+    char *json;
+    size_t len;
+    if (!srv || engine_alert_format(&a, ENGINE_ALERT_FMT_JSON, &json, &len) != 0)
+        return;
+    query_server_publish(srv, "alerts", json, len);
+    query_server_publish(srv, "alerts.350100", json, len);
+    free(json);
+}
+
 static void on_closed(void *arg)
 {
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_usr1, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -192,6 +212,8 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &sig_int);
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_signal_init(loop, &sig_usr1);
+    uv_signal_start(&sig_usr1, on_usr1, SIGUSR1);
     printf("%d\n", query_server_port(srv));
     fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);

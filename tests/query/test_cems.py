@@ -8,15 +8,17 @@ sockets (Python standard library) and, when installed, through redis-cli. The se
 DEMO:a21026:hour (48 hourly points, value i), 010000A89000:a21026:hour (48 hourly points of
 30 with exceedances at hours 5-7, 20 and 40-41 and a flagged 80 at hour 30; limit 50 until
 2023-11-15 local time, 35 after) and Dongsi.no2 (24 points 10 + i, stored labels).
-Usage: test_cems.py SERVER REGISTRY_JSON [REDIS_CLI]
+`plume chart` is run on the same store (opened read-only while the server runs).
+Usage: test_cems.py SERVER REGISTRY_JSON PLUME [REDIS_CLI]
 """
+import os
 import socket
 import subprocess
 import sys
 import tempfile
 
-SERVER, REGISTRY = sys.argv[1], sys.argv[2]
-REDIS_CLI = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] else None
+SERVER, REGISTRY, PLUME = sys.argv[1], sys.argv[2], sys.argv[3]
+REDIS_CLI = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None
 T0 = 1699920000 * 1000
 H = 3600 * 1000
 KEY = "010000A89000:a21026:hour"
@@ -102,12 +104,14 @@ def pairs(flat):
 
 def main():
     store = tempfile.mkdtemp(prefix="plume-cems-")
-    proc = subprocess.Popen([SERVER, "--store", store, "--cems", "--registry", REGISTRY],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    global PROC
+    proc = PROC = subprocess.Popen([SERVER, "--store", store, "--cems", "--registry", REGISTRY],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     port = int(proc.stdout.readline())
     c2, c3 = Conn(port), Conn(port, 3)
     try:
         run(port, c2, c3)
+        chart(store)
     finally:
         proc.terminate()
         rc = proc.wait(timeout=20)
@@ -115,6 +119,64 @@ def main():
         subprocess.run(["rm", "-rf", store])
     print(f"1..{n_checks}")
     sys.exit(1 if n_failed else 0)
+
+
+def pubsub(port):
+    """SUBSCRIBE / PSUBSCRIBE: alerts pushed when the daemon publishes (SIGUSR1 here)."""
+    global PROC
+    s2, s3, p2 = Conn(port), Conn(port, 3), Conn(port)
+    r = s2.cmd("SUBSCRIBE", "alerts", "alerts.110105")
+    check(r == ["subscribe", "alerts", 1] and s2.reply() == ["subscribe", "alerts.110105", 2],
+          "subscribe acks", r)
+    r = s3.cmd("SUBSCRIBE", "alerts")
+    check(r == ["subscribe", "alerts", 1], "subscribe RESP3 ack (push)", r)
+    r = p2.cmd("PSUBSCRIBE", "alerts.3501*")
+    check(r == ["psubscribe", "alerts.3501*", 1], "psubscribe ack", r)
+    r = s2.cmd("TS.GET", KEY)
+    check(isinstance(r, Err) and "only (P)SUBSCRIBE" in r, "RESP2 subscriber limited", r)
+    check(s2.cmd("PING") == ["pong", ""], "PING while subscribed (RESP2)")
+    check(s3.cmd("PING") == "PONG", "RESP3 subscriber may run any command")
+    check(isinstance(s3.cmd("TS.GET", KEY), list), "RESP3 subscriber queries")
+    PROC.send_signal(10)  # SIGUSR1
+    m = s2.reply()
+    check(m[:2] == ["message", "alerts"] and '"mn":"010000A89000"' in m[2].replace(" ", ""),
+          "message on alerts", m)
+    m = s3.reply()
+    check(m[:2] == ["message", "alerts"], "push on alerts (RESP3)", m)
+    m = p2.reply()
+    check(m[:3] == ["pmessage", "alerts.3501*", "alerts.350100"], "pmessage by region", m)
+    r = s2.cmd("UNSUBSCRIBE", "alerts")
+    check(r == ["unsubscribe", "alerts", 1], "unsubscribe one", r)
+    r = s2.cmd("UNSUBSCRIBE")
+    check(r == ["unsubscribe", "alerts.110105", 0], "unsubscribe all", r)
+    check(isinstance(s2.cmd("TS.GET", KEY), list), "commands again after unsubscribing")
+    r = p2.cmd("PUNSUBSCRIBE")
+    check(r == ["punsubscribe", "alerts.3501*", 0], "punsubscribe all", r)
+    r = p2.cmd("PUNSUBSCRIBE")
+    check(r == ["punsubscribe", None, 0], "punsubscribe with none", r)
+
+
+def chart(store):
+    """plume chart writes an SVG with the line, the limits and the shaded periods."""
+    out = os.path.join(store, "chart.svg")
+    r = subprocess.run([PLUME, "chart", KEY, "--db", store, "--registry", REGISTRY, "--out", out],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "plume chart runs", r.stderr)
+    svg = open(out).read() if r.returncode == 0 else ""
+    check(svg.startswith("<?xml") and svg.rstrip().endswith("</svg>"), "an SVG document")
+    check("limit 50" in svg and "limit 35" in svg, "both limits drawn")
+    check("exceedance (3)" in svg and "invalid data (1)" in svg, "periods shaded and counted")
+    check("Example Power Plant No. 1" in svg and "mg/m3" in svg and "UTC+8" in svg,
+          "title, unit and local time")
+    check(svg.count("fill='#e5393540'/>") == 4, "three exceedance areas and the legend's")
+    r = subprocess.run([PLUME, "chart", "nope:x:hour", "--db", store, "--out", out],
+                       capture_output=True, text=True)
+    check(r.returncode == 1 and "no such series" in r.stderr, "plume chart unknown key", r.stderr)
+    r = subprocess.run([PLUME, "chart", KEY, "--db", store, "--out", "-", "--from",
+                        "2023-11-15T00:00:00", "--to", "2023-11-15T12:00:00", "--width", "400"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0 and "width='400'" in r.stdout and "limit" not in r.stdout.split(
+          "</text>")[0], "plume chart range, width, stdout, registry from the store", r.stderr)
 
 
 def run(port, c2, c3):
@@ -241,6 +303,38 @@ def run(port, c2, c3):
     r = c3.cmd("CEMS.FACILITY", "Power")
     check(r[0]["outlets"] == [["DA001", "010000A89000", "gas"]] and r[0]["region"] == "350100",
           "facility RESP3", r)
+
+    # CEMS.DAILY: 2023-11-14 local holds the first 16 hours (16 valid: invalid day);
+    # 2023-11-15 holds 24 hours, one flagged F: 23 valid, valid day.
+    r = c2.cmd("CEMS.DAILY", "2023-11-15", "FILTER", "mn=010000A89000")
+    d = pairs(r[0]) if len(r) == 1 else {}
+    vals = [30] * 24
+    vals[20 - 16] = 40
+    del vals[30 - 16]
+    check(d.get("valid") == 1 and d.get("valid_hours") == 23 and d.get("hours") == 24 and
+          abs(float(d.get("value", 0)) - sum(vals) / 23) < 1e-9 and d.get("flag") == "N",
+          "daily valid day (limit basis measured: avg; no day limit)", r)
+    r = c3.cmd("CEMS.DAILY", str(T0), "FILTER", "mn=010000A89000")
+    check(len(r) == 1 and r[0]["valid"] is False and r[0]["valid_hours"] == 16 and
+          r[0]["limit"] is None and r[0]["exceeds"] is False, "daily short day (RESP3)", r)
+    r = c2.cmd("CEMS.DAILY", "2023-11-15")
+    check(len(r) == 2, "daily of every hourly series", r)
+    check(isinstance(c2.cmd("CEMS.DAILY", "2023-13-01"), Err), "daily bad day refused")
+    check(isinstance(c2.cmd("CEMS.DAILY", "2023-11-15", "mn=x"), Err), "daily without FILTER")
+
+    # CEMS.EXCEEDANCES: the engine's detector over the stored hours.
+    r = [pairs(e) for e in c2.cmd("CEMS.EXCEEDANCES", "-", "+")]
+    got = [(e["start"], e["end"], e["hours"], e["peak"], e["limit"]) for e in r]
+    check(got == [(T0 + 5 * H, T0 + 7 * H, 3, "60", "50"), (T0 + 20 * H, T0 + 20 * H, 1, "40", "35"),
+                  (T0 + 40 * H, T0 + 41 * H, 2, "45", "35")], "exceedance episodes", got)
+    check(all(len(e["id"]) == 16 for e in r) and r[0]["multiple"] == "0.2", "episode ids", r)
+    r = c3.cmd("CEMS.EXCEEDANCES", T0, T0 + 10 * H, "FILTER", "region=350100")
+    check(len(r) == 1 and r[0]["hours"] == 3 and r[0]["peak"] == 60.0, "exceedances RESP3", r)
+    r = c2.cmd("CEMS.EXCEEDANCES", T0, T0 + 10 * H, "FILTER", "region=110105")
+    check(r == [], "exceedances elsewhere: none", r)
+    check(isinstance(c2.cmd("CEMS.EXCEEDANCES", T0 + H, T0), Err), "exceedances from > to")
+
+    pubsub(port)
 
     # redis-cli, as PROTOCOL.md's examples are run.
     if REDIS_CLI:

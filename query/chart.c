@@ -1,0 +1,205 @@
+/* chart.c: what a trend chart of one series shows, computed once for CEMS.CHART and for
+ * `plume chart`: the line reduced with M4 to what the chart's pixels can show, the limits in
+ * force over the range, the exceedances, and (for the drawing) the periods of invalid data.
+ *
+ * The limit of a series comes from the registry: its key's MN names the outlet, its code the
+ * pollutant, its interval the period. A point exceeds when its flag is valid and its value is
+ * strictly above the limit in force at its time; an exceedance is a run of consecutive
+ * exceeding points. Only buckets whose maximum tops the limit are read point by point, so a
+ * year of compliant data costs one pass over chunk summaries.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "series.h"
+
+bool query_flag_valid(uint8_t f)
+{
+    return f == 0 || f == 'N';
+}
+
+void query_limits_find(const engine_registry *reg, const char *key, int64_t from, int64_t to,
+                       query_limits *x)
+{
+    query_key k;
+    x->n = 0;
+    x->unit[0] = 0;
+    if (!reg || !query_key_split(key, &k))
+        return;
+    const engine_outlet *o = engine_registry_outlet_by_mn(reg, k.mn, strlen(k.mn));
+    if (!o)
+        return;
+    int period = strcmp(k.interval, "day") == 0 ? ENGINE_PERIOD_DAY : ENGINE_PERIOD_HOUR;
+    size_t n = engine_registry_limit_count(reg);
+    for (size_t i = 0; i < n && x->n < QUERY_MAX_LIMITS; i++) {
+        const engine_limit *l = engine_registry_limit_at(reg, i);
+        if (l->period != period || strcmp(l->facility_id, o->facility_id) != 0 ||
+            strcmp(l->outlet, o->code) != 0 || strcmp(l->pollutant, k.code) != 0)
+            continue;
+        int64_t a = l->valid_from > from ? l->valid_from : from;
+        int64_t b = l->valid_to - 1 < to ? l->valid_to - 1 : to;
+        if (a > b)
+            continue;
+        size_t j = x->n++;
+        while (j > 0 && x->seg[j - 1].from > a) {
+            x->seg[j] = x->seg[j - 1];
+            j--;
+        }
+        x->seg[j] = (query_limit_seg){a, b == INT64_MAX ? b : b + 1, l->value};
+        snprintf(x->unit, sizeof x->unit, "%s", l->unit);
+    }
+}
+
+double query_limit_at(const query_limits *l, int64_t t)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (t >= l->seg[i].from && t < l->seg[i].to)
+            return l->seg[i].value;
+    return NAN;
+}
+
+double query_limit_min(const query_limits *l, int64_t a, int64_t b)
+{
+    double m = NAN;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->seg[i].from <= b && l->seg[i].to > a && !(l->seg[i].value >= m))
+            m = l->seg[i].value;
+    return m;
+}
+
+static int push_run(query_run **runs, size_t *n, size_t *cap, query_run r)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? 2 * *cap : 16;
+        query_run *nr = realloc(*runs, nc * sizeof *nr);
+        if (!nr)
+            return -ENOMEM;
+        *runs = nr;
+        *cap = nc;
+    }
+    (*runs)[(*n)++] = r;
+    return 0;
+}
+
+/* Exceedances (and, with inv, invalid-flag runs) among the points of [a, b]. */
+static int scan(storage_reader *r, storage_sid sid, int col, const query_limits *lim,
+                int64_t a, int64_t b, query_chart_data *d, size_t *ecap, bool inv,
+                size_t *icap)
+{
+    storage_iter *it = NULL;
+    storage_point p;
+    bool eopen = false, iopen = false;
+    int rc = storage_iter_open(r, sid, a, b, &it);
+    while (rc == 0 && (rc = storage_iter_next(it, &p)) == 1) {
+        rc = 0;
+        if (!(p.mask & 1u << col))
+            continue;
+        bool valid = query_flag_valid(p.flag);
+        if (inv && !valid && iopen) {
+            d->invalid[d->ninvalid - 1].end = p.ts;
+        } else if (inv && !valid) {
+            rc = push_run(&d->invalid, &d->ninvalid, icap, (query_run){p.ts, p.ts, NAN});
+            iopen = true;
+        } else {
+            iopen = false;
+        }
+        double v = p.v[col];
+        if (!(valid && v > query_limit_at(lim, p.ts))) {
+            eopen = false;
+        } else if (eopen) {
+            query_run *e = &d->exceed[d->nexceed - 1];
+            e->end = p.ts;
+            e->peak = v > e->peak ? v : e->peak;
+        } else if (rc == 0) {
+            rc = push_run(&d->exceed, &d->nexceed, ecap, (query_run){p.ts, p.ts, v});
+            eopen = true;
+        }
+    }
+    storage_iter_close(it);
+    return rc < 0 ? rc : 0;
+}
+
+/* Resolves open bounds to the series' first and last points; false when it has none. */
+static bool resolve_bounds(storage_reader *r, storage_sid sid, int64_t *from, int64_t *to)
+{
+    storage_point p;
+    if (*from != INT64_MIN && *to != INT64_MAX)
+        return true;
+    if (storage_latest(r, sid, &p) != 0)
+        return false;
+    if (*to == INT64_MAX)
+        *to = p.ts;
+    storage_iter *it = NULL;
+    if (*from == INT64_MIN && storage_iter_open(r, sid, INT64_MIN, INT64_MAX, &it) == 0 &&
+        storage_iter_next(it, &p) == 1)
+        *from = p.ts;
+    storage_iter_close(it);
+    return *from != INT64_MIN;
+}
+
+int query_chart_compute(storage_reader *r, const engine_registry *reg, storage_sid sid,
+                        int col, const char *key, int64_t from, int64_t to, int64_t px,
+                        bool want_invalid, query_chart_data *d)
+{
+    memset(d, 0, sizeof *d);
+    d->bucket = 1;
+    if (!resolve_bounds(r, sid, &from, &to) || from > to) {
+        d->from = from == INT64_MIN ? 0 : from;
+        d->to = to == INT64_MAX ? 0 : to;
+        query_limits_find(reg, key, d->from, d->to, &d->limits);
+        return 0;
+    }
+    d->from = from;
+    d->to = to;
+    query_limits_find(reg, key, from, to, &d->limits);
+    int64_t w = d->bucket = query_m4_width(from, to, px);
+    storage_bucket *b = malloc((size_t)px * sizeof *b);
+    size_t nb = 0, ecap = 0, icap = 0;
+    int rc = b ? 0 : -ENOMEM;
+    if (rc == 0)
+        rc = storage_aggregate(r, sid, col, from, to, w, from, b, (size_t)px, &nb);
+    if (rc == 0 && (!(d->ts = malloc(4 * (nb + 1) * sizeof *d->ts)) ||
+                    !(d->v = malloc(4 * (nb + 1) * sizeof *d->v))))
+        rc = -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nb; i++)
+        d->n += (size_t)query_m4_points(&b[i], d->ts + d->n, d->v + d->n);
+    if (rc == 0 && want_invalid) {
+        rc = scan(r, sid, col, &d->limits, from, to, d, &ecap, true, &icap);
+        goto done;
+    }
+    /* Storage returns only buckets with points, so neighbours in b hold consecutive points:
+     * neighbours over the limit are scanned together and runs across their edge stay
+     * whole. */
+    for (size_t i = 0; rc == 0 && i < nb;) {
+        if (!(b[i].max > query_limit_min(&d->limits, b[i].start, b[i].start + w - 1))) {
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < nb && b[j].max > query_limit_min(&d->limits, b[j].start, b[j].start + w - 1))
+            j++;
+        int64_t end = b[j - 1].start > INT64_MAX - w ? INT64_MAX : b[j - 1].start + w - 1;
+        rc = scan(r, sid, col, &d->limits, b[i].start, end, d, &ecap, false, &icap);
+        i = j;
+    }
+done:
+    free(b);
+    if (rc != 0)
+        query_chart_data_free(d);
+    return rc;
+}
+
+void query_chart_data_free(query_chart_data *d)
+{
+    free(d->ts);
+    free(d->v);
+    free(d->exceed);
+    free(d->invalid);
+    d->ts = NULL;
+    d->v = NULL;
+    d->exceed = d->invalid = NULL;
+    d->n = d->nexceed = d->ninvalid = 0;
+}
