@@ -448,6 +448,8 @@ static char *reserve(resp_writer *w, size_t extra)
 
 void resp_write_raw(resp_writer *w, const void *p, size_t len)
 {
+    if (len == 0)
+        return; /* p may be NULL (an empty writer's data) */
     char *d = reserve(w, len);
     if (!d)
         return;
