@@ -3,7 +3,7 @@
  * force over the range, the exceedances, and (for the drawing) the periods of invalid data.
  *
  * The limit of a series comes from the registry: its key's MN names the outlet, its code the
- * pollutant, its interval the period. A point exceeds when its flag is valid and its value is
+ * pollutant, its interval the period. Only hourly and daily series are judged against it. A point exceeds when its flag is valid and its value is
  * strictly above the limit in force at its time; an exceedance is a run of consecutive
  * exceeding points. Only buckets whose maximum tops the limit are read point by point, so a
  * year of compliant data costs one pass over chunk summaries.
@@ -84,10 +84,44 @@ static int push_run(query_run **runs, size_t *n, size_t *cap, query_run r)
     return 0;
 }
 
-/* Exceedances (and, with inv, invalid-flag runs) among the points of [a, b]. */
+/* Folds one point into the M4 buckets of width w from a->start (buckets in time order). */
+typedef struct m4acc {
+    storage_bucket *b;
+    size_t n, max;
+    int64_t from, w;
+} m4acc;
+
+static void m4_add(m4acc *a, int64_t ts, double v)
+{
+    int64_t s = a->from + (ts - a->from) / a->w * a->w;
+    storage_bucket *b = a->n ? &a->b[a->n - 1] : NULL;
+    if (!b || b->start != s) {
+        if (a->n == a->max)
+            return; /* cannot happen: max covers [from, to] */
+        b = &a->b[a->n++];
+        *b = (storage_bucket){.start = s, .count = 1, .min = v, .max = v, .first = v,
+                              .last = v, .min_ts = ts, .max_ts = ts, .first_ts = ts,
+                              .last_ts = ts};
+        return;
+    }
+    b->count++;
+    if (v < b->min) {
+        b->min = v;
+        b->min_ts = ts;
+    }
+    if (v > b->max) {
+        b->max = v;
+        b->max_ts = ts;
+    }
+    b->last = v;
+    b->last_ts = ts;
+}
+
+/* Exceedances (and, with inv, invalid-flag runs; with m4, the M4 buckets) among the points
+ * of [a, b], in one pass. */
 static int scan(storage_reader *r, storage_sid sid, int col, const query_limits *lim,
                 int64_t a, int64_t b, query_chart_data *d, size_t *ecap, bool inv,
-                size_t *icap)
+                size_t *icap, m4acc *m4)
 {
     storage_iter *it = NULL;
     storage_point p;
@@ -98,6 +132,8 @@ static int scan(storage_reader *r, storage_sid sid, int col, const query_limits 
         if (!(p.mask & 1u << col))
             continue;
         bool valid = query_flag_valid(p.flag);
+        if (m4)
+            m4_add(m4, p.ts, p.v[col]);
         if (inv && !valid && iopen) {
             d->invalid[d->ninvalid - 1].end = p.ts;
         } else if (inv && !valid) {
@@ -107,7 +143,7 @@ static int scan(storage_reader *r, storage_sid sid, int col, const query_limits 
             iopen = false;
         }
         double v = p.v[col];
-        if (!(valid && v > query_limit_at(lim, p.ts))) {
+        if (!lim || !(valid && v > query_limit_at(lim, p.ts))) {
             eopen = false;
         } else if (eopen) {
             query_run *e = &d->exceed[d->nexceed - 1];
@@ -140,8 +176,19 @@ static bool resolve_bounds(storage_reader *r, storage_sid sid, int64_t *from, in
     return *from != INT64_MIN;
 }
 
+/* The chunk window of an interval class (storage/FORMAT.md). */
+static int64_t chunk_window(int iv)
+{
+    switch (iv) {
+    case STORAGE_IV_RTD: return 21600;
+    case STORAGE_IV_MIN: return 86400;
+    case STORAGE_IV_DAY: return 88473600;
+    default: return 5529600;
+    }
+}
+
 int query_chart_compute(storage_reader *r, const engine_registry *reg, storage_sid sid,
-                        int col, const char *key, int64_t from, int64_t to, int64_t px,
+                        int iv, int col, const char *key, int64_t from, int64_t to, int64_t px,
                         bool want_invalid, query_chart_data *d)
 {
     memset(d, 0, sizeof *d);
@@ -155,21 +202,46 @@ int query_chart_compute(storage_reader *r, const engine_registry *reg, storage_s
     d->from = from;
     d->to = to;
     query_limits_find(reg, key, from, to, &d->limits);
-    int64_t w = d->bucket = query_m4_width(from, to, px);
-    storage_bucket *b = malloc((size_t)px * sizeof *b);
+    /* When a pixel spans more than a chunk window, buckets of whole windows aligned on
+     * window boundaries never cut a chunk, so storage answers every bucket from chunk
+     * summaries and decodes nothing but the range's two edges. */
+    int64_t w = query_m4_width(from, to, px), align = from, win = chunk_window(iv);
+    if (w > win) {
+        w = (w / win + (w % win != 0)) * win;
+        align = from - (from % win + win) % win;
+    }
+    d->bucket = w;
+    size_t max = (size_t)px + 2;
+    storage_bucket *b = malloc(max * sizeof *b);
     size_t nb = 0, ecap = 0, icap = 0;
     int rc = b ? 0 : -ENOMEM;
-    if (rc == 0)
-        rc = storage_aggregate(r, sid, col, from, to, w, from, b, (size_t)px, &nb);
+    /* Pixels narrower than a chunk window: every chunk is decoded anyway, so one pass over
+     * the points builds the buckets, the exceedances and the invalid runs together. */
+    bool one_pass = w < win;
+    /* Limits apply to hourly and daily values: minute and real-time series show the limit
+     * for reference but are not judged (and need not be read point by point). */
+    const query_limits *judge = iv == STORAGE_IV_HOUR || iv == STORAGE_IV_DAY ? &d->limits
+                                                                              : NULL;
+    if (rc == 0 && one_pass) {
+        m4acc m4 = {b, 0, max, from, w};
+        rc = scan(r, sid, col, judge, from, to, d, &ecap, want_invalid, &icap, &m4);
+        nb = m4.n;
+    } else if (rc == 0) {
+        rc = storage_aggregate(r, sid, col, from, to, w, align, b, max, &nb);
+    }
     if (rc == 0 && (!(d->ts = malloc(4 * (nb + 1) * sizeof *d->ts)) ||
                     !(d->v = malloc(4 * (nb + 1) * sizeof *d->v))))
         rc = -ENOMEM;
     for (size_t i = 0; rc == 0 && i < nb; i++)
         d->n += (size_t)query_m4_points(&b[i], d->ts + d->n, d->v + d->n);
+    if (one_pass)
+        goto done;
     if (rc == 0 && want_invalid) {
-        rc = scan(r, sid, col, &d->limits, from, to, d, &ecap, true, &icap);
+        rc = scan(r, sid, col, judge, from, to, d, &ecap, true, &icap, NULL);
         goto done;
     }
+    if (!judge)
+        goto done;
     /* Storage returns only buckets with points, so neighbours in b hold consecutive points:
      * neighbours over the limit are scanned together and runs across their edge stay
      * whole. */
@@ -182,7 +254,7 @@ int query_chart_compute(storage_reader *r, const engine_registry *reg, storage_s
         while (j < nb && b[j].max > query_limit_min(&d->limits, b[j].start, b[j].start + w - 1))
             j++;
         int64_t end = b[j - 1].start > INT64_MAX - w ? INT64_MAX : b[j - 1].start + w - 1;
-        rc = scan(r, sid, col, &d->limits, b[i].start, end, d, &ecap, false, &icap);
+        rc = scan(r, sid, col, &d->limits, b[i].start, end, d, &ecap, false, &icap, NULL);
         i = j;
     }
 done:

@@ -268,8 +268,8 @@ int query_chart_svg(struct storage *st, const struct engine_registry *reg, const
     if (rc == 0)
         rc = storage_reader_open(st, &r);
     if (rc == 0)
-        rc = query_chart_compute(r, reg, sid, col, skey, from_s, to_s, width - ML - MR, true,
-                                 &d);
+        rc = query_chart_compute(r, reg, sid, storage_series_interval(st, sid), col, skey,
+                                 from_s, to_s, width - ML - MR, true, &d);
     storage_reader_close(r);
     if (rc != 0)
         return rc;

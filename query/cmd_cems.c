@@ -108,7 +108,8 @@ static void cmd_cems_chart(query_client *c, size_t argc, const resp_arg *argv)
     if (open_range(c, argv, &x, key, sizeof key) != 0)
         return;
     query_chart_data d;
-    int rc = query_chart_compute(x.r, (const engine_registry *)c->srv->registry, x.sid, x.col,
+    int rc = query_chart_compute(x.r, (const engine_registry *)c->srv->registry, x.sid,
+                                 storage_series_interval(x.st, x.sid), x.col,
                                  key, x.from, x.to, px, false, &d);
     storage_reader_close(x.r);
     if (rc != 0) {

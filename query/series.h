@@ -146,10 +146,12 @@ typedef struct query_chart_data {
     size_t ninvalid;
 } query_chart_data;
 
-/* Computes the chart of column col of sid over [from, to] (seconds; INT64_MIN / INT64_MAX:
- * the series' first / last point) for px pixel columns. 0, or a storage error. */
+/* Computes the chart of column col of sid (interval class iv) over [from, to] (seconds;
+ * INT64_MIN / INT64_MAX: the series' first / last point) for px pixel columns: buckets of
+ * equal width from `from`, or, when a pixel spans more than one chunk window, of whole
+ * windows aligned on them (a little fewer than px). 0, or a storage error. */
 int query_chart_compute(storage_reader *r, const engine_registry *reg, storage_sid sid,
-                        int col, const char *key, int64_t from, int64_t to, int64_t px,
+                        int iv, int col, const char *key, int64_t from, int64_t to, int64_t px,
                         bool want_invalid, query_chart_data *d);
 void query_chart_data_free(query_chart_data *d);
 

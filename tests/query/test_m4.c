@@ -3,7 +3,7 @@
  * points CEMS.CHART would draw (storage_aggregate buckets through query_m4_points) must
  * equal those computed here by brute force from the raw points: per pixel column the first,
  * the minimum (earliest on ties), the maximum (earliest on ties) and the last point, in time
- * order, each once. */
+ * order, each once. The chart's own path (query_chart_compute) must give the same points. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,6 +91,36 @@ static void run_case(storage *st, const char *key, int iv, int64_t step, size_t 
         free(gv);
     }
     CHECK(all_ok);
+    /* The chart path: one pass over the points when pixels are narrower than a chunk window
+     * (hourly series here), storage's buckets on window boundaries otherwise; either way
+     * the M4 points of its own buckets. */
+    int chart_ok = 1;
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+        query_chart_data d;
+        CHECK(query_chart_compute(r, NULL, sid, iv, STORAGE_COL_AVG, key, INT64_MIN, INT64_MAX,
+                                  widths[wi], false, &d) == 0);
+        int64_t align = d.from, win = iv == STORAGE_IV_MIN ? 86400 : 5529600; /* FORMAT.md */
+        if (d.bucket > query_m4_width(d.from, d.to, widths[wi])) {
+            CHECK(d.bucket % win == 0);
+            align = d.from - (d.from % win + win) % win; /* window-aligned buckets */
+        }
+        int64_t *ets = malloc(4 * m * sizeof *ets);
+        double *ev = malloc(4 * m * sizeof *ev);
+        size_t ne = brute(p, m, align, d.bucket, ets, ev);
+        int same = d.from == p[0].ts && d.to == p[m - 1].ts && ne == d.n &&
+                   (size_t)((d.to - align) / d.bucket + 1) <= (size_t)widths[wi];
+        for (size_t i = 0; same && i < ne; i++)
+            same = ets[i] == d.ts[i] && ev[i] == d.v[i];
+        if (!same) {
+            chart_ok = 0;
+            printf("# chart %s width %lld: %zu points expected, %zu got\n", key,
+                   (long long)widths[wi], ne, d.n);
+        }
+        free(ets);
+        free(ev);
+        query_chart_data_free(&d);
+    }
+    CHECK(chart_ok);
     storage_reader_close(r);
     free(p);
 }
@@ -102,6 +132,7 @@ int main(void)
     CHECK(storage_open(dir, NULL, &st) == 0);
     run_case(st, "M1:a21026:hour", STORAGE_IV_HOUR, 3600, 9000, 1);
     run_case(st, "M1:a21026:min", STORAGE_IV_MIN, 60, 50000, 2);
+    run_case(st, "M3:a21026:min", STORAGE_IV_MIN, 60, 400000, 4); /* > 1 day per pixel */
     run_case(st, "M2:a21026:hour", STORAGE_IV_HOUR, 3600, 5, 3);
     /* One bucket: the whole range. */
     storage_bucket b = {.first_ts = 1, .first = 5, .min_ts = 1, .min = 5, .max_ts = 3,

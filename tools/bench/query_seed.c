@@ -8,9 +8,11 @@
  * Mnnnn:a21026:hour   1,000 series of one week of hourly values each (M0000 ... M0999)
  *
  * Values are a random walk around 30 with occasional spikes over 50 (the limit the registry
- * of the benchmark sets), so charts carry exceedances. A store that already holds the series
+ * of the benchmark sets), so charts carry exceedances, with three decimals as analysers send
+ * them. A store that already holds the series
  * is left as it is.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +43,8 @@ static int fill(storage *st, const char *key, int iv, int64_t t0, int64_t step, 
         v = walk(v);
         storage_point p = {.ts = t0 + (int64_t)i * step, .mask = 1u << STORAGE_COL_AVG,
                            .flag = rand() % 500 == 0 ? 'F' : 'N'};
-        p.v[STORAGE_COL_AVG] = rand() % 200 == 0 ? v + 30 : v;
+        double x = rand() % 200 == 0 ? v + 30 : v;
+        p.v[STORAGE_COL_AVG] = round(x * 1000) / 1000; /* three decimals, as analysers send */
         rc = storage_batch_add(b, sid, &p);
         if (lp)
             fprintf(lp, "bench,series=year value=%.3f %lld\n", p.v[STORAGE_COL_AVG],
@@ -90,7 +93,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < 8760; i++) { /* the same year again, for the line protocol */
             v = walk(v);
             (void)(rand() % 500);
-            double x = rand() % 200 == 0 ? v + 30 : v;
+            double x = round((rand() % 200 == 0 ? v + 30 : v) * 1000) / 1000;
             fprintf(lp, "bench,series=year value=%.3f %lld\n", x,
                     (long long)(YEAR0 + (int64_t)i * 3600) * 1000000000LL);
         }
