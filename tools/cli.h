@@ -27,5 +27,9 @@ int cmd_serve(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_chart(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

@@ -12,6 +12,10 @@ static const cli_command commands[] = {
     {"version", "print the version", cmd_version},
     {"sim", "simulate a fleet of HJ 212 data acquisition units", cmd_sim},
     {"chart", "draw a trend chart of one series as SVG", cmd_chart},
+    {"import", "import points CSV files into a store", cmd_import},
+    {"dump", "write a store's points as points CSV", cmd_dump},
+    {"stats", "print what a store holds, as JSON", cmd_stats},
+    {"check", "verify every chunk of a store", cmd_check},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
