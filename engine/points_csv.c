@@ -23,24 +23,52 @@ static bool is_blank(const char *s, size_t len)
     return true;
 }
 
-static int check_series(const char *s, size_t len, const char **why)
+/* Finds the comma that ends the series field, checking the key's bytes on the way.
+ * Returns the comma, or NULL with *why set. */
+static const char *scan_series(const char *s, const char *end, const char **why)
 {
-    if (len == 0) {
-        *why = "empty series";
-        return -EINVAL;
-    }
-    if (len > ENGINE_SERIES_KEY_MAX) {
-        *why = "series longer than 255 bytes";
-        return -EINVAL;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
+    const char *p = s;
+    for (; p < end && *p != ','; p++) {
+        unsigned char c = (unsigned char)*p;
         if (c < 0x20 || c == 0x7f || c == '"') {
             *why = "series holds a control character or a quote";
-            return -EINVAL;
+            return NULL;
         }
     }
-    return 0;
+    if (p == end)
+        *why = "expected series,timestamp,value[,flag]";
+    else if (p == s)
+        *why = "empty series";
+    else if (p - s > ENGINE_SERIES_KEY_MAX)
+        *why = "series longer than 255 bytes";
+    else
+        return p;
+    return NULL;
+}
+
+/* Reads the timestamp field starting at s up to its comma; returns the comma or NULL.
+ * Plain Unix seconds (the common case) are read here; anything else goes to
+ * engine_time_parse. */
+static const char *scan_time(const char *s, const char *end, int64_t *ts, const char **why)
+{
+    const char *p = s;
+    int64_t v = 0;
+    while (p < end && (unsigned)(*p - '0') < 10 && p - s < 18)
+        v = v * 10 + (*p++ - '0');
+    if (p < end && *p == ',' && p > s) {
+        *ts = v;
+        return p;
+    }
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    if (!comma) {
+        *why = "expected series,timestamp,value[,flag]: no value";
+        return NULL;
+    }
+    if (engine_time_parse(s, (size_t)(comma - s), ENGINE_CST_OFFSET_S, ts) != 0) {
+        *why = "bad timestamp (Unix seconds or ISO 8601)";
+        return NULL;
+    }
+    return comma;
 }
 
 int engine_points_csv_parse(const char *line, size_t len, engine_csv_point *out,
@@ -52,30 +80,19 @@ int engine_points_csv_parse(const char *line, size_t len, engine_csv_point *out,
     if (is_blank(line, (size_t)(end - line)))
         return 1;
 
-    const char *c1 = memchr(line, ',', (size_t)(end - line));
-    if (!c1) {
-        *why = "expected series,timestamp,value[,flag]";
+    const char *c1 = scan_series(line, end, why);
+    if (!c1)
         return -EINVAL;
-    }
-    const char *c2 = memchr(c1 + 1, ',', (size_t)(end - c1 - 1));
-    if (!c2) {
-        *why = "expected series,timestamp,value[,flag]: no value";
+    out->series = line;
+    out->series_len = (size_t)(c1 - line);
+    const char *c2 = scan_time(c1 + 1, end, &out->ts, why);
+    if (!c2)
         return -EINVAL;
-    }
+
     const char *vend = memchr(c2 + 1, ',', (size_t)(end - c2 - 1));
     const char *fl = vend ? vend + 1 : end;
     if (!vend)
         vend = end;
-
-    if (check_series(line, (size_t)(c1 - line), why) != 0)
-        return -EINVAL;
-    out->series = line;
-    out->series_len = (size_t)(c1 - line);
-
-    if (engine_time_parse(c1 + 1, (size_t)(c2 - c1 - 1), ENGINE_CST_OFFSET_S, &out->ts) != 0) {
-        *why = "bad timestamp (Unix seconds or ISO 8601)";
-        return -EINVAL;
-    }
     int rc = engine_double_parse(c2 + 1, (size_t)(vend - c2 - 1), &out->value);
     if (rc != 0) {
         *why = rc == -ERANGE ? "value out of range" : "bad value (a decimal number)";
