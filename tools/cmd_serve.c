@@ -203,6 +203,20 @@ static void on_query_closed(void *arg)
     (void)arg;
 }
 
+/* Alerts reach query clients subscribed to "alerts" or "alerts.<region>" as they fire. */
+static void publish_alert(void *arg, const engine_alert *al, const char *json, size_t len)
+{
+    serve *sv = arg;
+    char channel[32];
+    if (!sv->query)
+        return;
+    query_server_publish(sv->query, "alerts", json, len);
+    if (al->region && al->region[0]) {
+        snprintf(channel, sizeof channel, "alerts.%s", al->region);
+        query_server_publish(sv->query, channel, json, len);
+    }
+}
+
 static void stop(serve *sv, const char *why)
 {
     if (sv->stopping++)
@@ -213,6 +227,7 @@ static void stop(serve *sv, const char *why)
         hj212_server_close(sv->hj212);
     if (sv->query)
         query_server_close(sv->query, on_query_closed, NULL);
+    sv->query = NULL; /* freed once closed: alerts still committing publish nowhere */
     uv_close((uv_handle_t *)&sv->sigterm, NULL);
     uv_close((uv_handle_t *)&sv->sigint, NULL);
     uv_close((uv_handle_t *)&sv->sighup, NULL);
@@ -469,6 +484,7 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
     load_subscriptions(&sv);
+    engine_alerts_on_fire(sv.alerts, publish_alert, &sv);
     engine_set_registry(sv.eng, sv.registry);
     engine_set_alerts(sv.eng, sv.alerts);
     uv_signal_init(sv.loop, &sv.sigterm);
