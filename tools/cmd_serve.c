@@ -217,11 +217,39 @@ static void publish_alert(void *arg, const engine_alert *al, const char *json, s
     }
 }
 
+static void on_summary(uv_timer_t *t)
+{
+    serve *sv = t->data;
+    engine_stats es;
+    engine_get_stats(sv->eng, &es);
+    hj212_server_stats hs = {0};
+    if (sv->hj212)
+        hj212_server_get_stats(sv->hj212, &hs);
+    storage_stats ss;
+    storage_get_stats(sv->st, &ss);
+    engine_logf(ENGINE_LOG_INFO, "summary",
+                "devices_connected=%llu packets=%llu accepted=%llu crc_bad=%llu "
+                "parse_errors=%llu auth_refused=%llu uploads_committed=%llu points=%llu "
+                "series=%llu file_bytes=%llu commits=%llu commit_ms_avg=%.2f "
+                "episodes_opened=%llu alerts=%llu",
+                (unsigned long long)hs.conns_open, (unsigned long long)hs.packets,
+                (unsigned long long)hs.packets_accepted, (unsigned long long)hs.crc_bad,
+                (unsigned long long)hs.parse_errors,
+                (unsigned long long)(hs.auth_unknown_mn + hs.auth_bad_pw),
+                (unsigned long long)es.uploads_committed, (unsigned long long)es.points,
+                (unsigned long long)ss.series, (unsigned long long)ss.file_bytes,
+                (unsigned long long)ss.commits,
+                ss.commits ? (double)ss.commit_us_total / (double)ss.commits / 1000.0 : 0.0,
+                (unsigned long long)es.judge.episodes_opened,
+                (unsigned long long)es.judge.alerts);
+}
+
 static void stop(serve *sv, const char *why)
 {
     if (sv->stopping++)
         return;
     engine_log_kv(ENGINE_LOG_INFO, "stopping", "reason", why, NULL);
+    on_summary(&sv->summary);
     sd_notify_text("STOPPING=1");
     if (sv->hj212)
         hj212_server_close(sv->hj212);
@@ -251,28 +279,6 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     stop(sv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
-}
-
-static void on_summary(uv_timer_t *t)
-{
-    serve *sv = t->data;
-    engine_stats es;
-    engine_get_stats(sv->eng, &es);
-    hj212_server_stats hs = {0};
-    if (sv->hj212)
-        hj212_server_get_stats(sv->hj212, &hs);
-    storage_stats ss;
-    storage_get_stats(sv->st, &ss);
-    engine_logf(ENGINE_LOG_INFO, "summary",
-                "devices_connected=%llu packets=%llu accepted=%llu crc_bad=%llu "
-                "parse_errors=%llu auth_refused=%llu uploads_committed=%llu points=%llu "
-                "series=%llu file_bytes=%llu",
-                (unsigned long long)hs.conns_open, (unsigned long long)hs.packets,
-                (unsigned long long)hs.packets_accepted, (unsigned long long)hs.crc_bad,
-                (unsigned long long)hs.parse_errors,
-                (unsigned long long)(hs.auth_unknown_mn + hs.auth_bad_pw),
-                (unsigned long long)es.uploads_committed, (unsigned long long)es.points,
-                (unsigned long long)ss.series, (unsigned long long)ss.file_bytes);
 }
 
 static void on_retention(uv_timer_t *t)
