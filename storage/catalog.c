@@ -13,36 +13,67 @@
 
 #define REC_FIXED 18u /* the series record's fixed header */
 
+/* 8 bytes at a time, then a final avalanche: the low bits index the table, the high 32
+ * are kept in the slot as a tag so that a probe rarely touches the series array. */
 static uint64_t hash_key(const char *s, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325u; /* FNV-1a, then a final mix for the low bits */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 0x100000001b3u;
-    h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9u;
-    return h ^ (h >> 32);
+    uint64_t h = 0x9e3779b97f4a7c15u ^ n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdu;
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    return h ^ (h >> 33);
 }
 
+#define SLOT_SID(e) ((uint32_t)(e))
+#define SLOT_TAG(h) ((h) >> 32)
+
 /* Finds key in the hash: the slot holding its sid, or the empty slot where it would go. */
-static uint32_t hash_slot(const storage *st, const char *key, size_t klen)
+static uint32_t hash_slot(const storage *st, const char *key, size_t klen, uint64_t h)
 {
     uint32_t mask = st->hash_cap - 1;
-    uint32_t i = (uint32_t)hash_key(key, klen) & mask;
+    uint32_t i = (uint32_t)h & mask;
     for (;;) {
-        uint32_t sid = st->hash[i];
-        if (sid == 0)
+        uint64_t e = st->hash[i];
+        if (e == 0)
             return i;
-        const storage_series_rec *s = &st->series[sid - 1];
-        if (s->klen == klen && memcmp(s->key, key, klen) == 0)
-            return i;
+        if (SLOT_TAG(e) == SLOT_TAG(h)) {
+            const storage_series_rec *s = &st->series[SLOT_SID(e) - 1];
+            if (s->klen == klen && memcmp(s->key, key, klen) == 0)
+                return i;
+        }
         i = (i + 1) & mask;
     }
 }
 
-static int hash_grow(storage *st)
+/* Inserts a key known to be absent: no comparisons. */
+static void hash_put_new(storage *st, uint64_t h, storage_sid sid)
 {
-    uint32_t cap = st->hash_cap ? st->hash_cap * 2 : 1024;
-    uint32_t *h = calloc(cap, sizeof *h);
+    uint32_t mask = st->hash_cap - 1;
+    uint32_t i = (uint32_t)h & mask;
+    while (st->hash[i])
+        i = (i + 1) & mask;
+    st->hash[i] = (h & 0xffffffff00000000u) | sid;
+}
+
+/* Makes room for n series at a load of at most one half. */
+static int hash_reserve(storage *st, uint64_t n)
+{
+    if (n * 2 <= st->hash_cap)
+        return 0;
+    uint32_t cap = st->hash_cap ? st->hash_cap : 1024;
+    while ((uint64_t)cap < n * 2)
+        cap *= 2;
+    uint64_t *h = calloc(cap, sizeof *h);
     if (!h)
         return -ENOMEM;
     free(st->hash);
@@ -50,31 +81,39 @@ static int hash_grow(storage *st)
     st->hash_cap = cap;
     for (uint32_t sid = 1; sid <= st->nseries; sid++) {
         storage_series_rec *s = &st->series[sid - 1];
-        st->hash[hash_slot(st, s->key, s->klen)] = sid;
+        hash_put_new(st, hash_key(s->key, s->klen), sid);
     }
     return 0;
 }
 
-/* Appends a series (catalog write-locked). */
+static int series_reserve(storage *st, uint64_t n)
+{
+    if (n <= st->series_cap)
+        return 0;
+    uint32_t cap = st->series_cap ? st->series_cap : 1024;
+    while (cap < n)
+        cap *= 2;
+    storage_series_rec *a = realloc(st->series, cap * sizeof *a);
+    if (!a)
+        return -ENOMEM;
+    st->series = a;
+    st->series_cap = cap;
+    return 0;
+}
+
+/* Appends a series (catalog write-locked). key and labels are copied into mem when given
+ * (the load arena), else into one new allocation. h is hash_key(key). */
 static int series_add(storage *st, const char *key, size_t klen, int iv, const char *labels,
-                      size_t llen, storage_sid *out)
+                      size_t llen, uint64_t h, char *mem, storage_sid *out)
 {
     if (st->nseries == UINT32_MAX - 1)
         return -ENOSPC;
-    if (st->nseries == st->series_cap) {
-        uint32_t cap = st->series_cap ? st->series_cap * 2 : 1024;
-        storage_series_rec *a = realloc(st->series, cap * sizeof *a);
-        if (!a)
-            return -ENOMEM;
-        st->series = a;
-        st->series_cap = cap;
-    }
-    if ((uint64_t)(st->nseries + 1) * 2 > st->hash_cap) {
-        int rc = hash_grow(st);
-        if (rc)
-            return rc;
-    }
-    char *k = malloc(klen + 1 + llen + 1); /* key and labels share one allocation at load */
+    int rc = series_reserve(st, (uint64_t)st->nseries + 1);
+    if (rc == 0)
+        rc = hash_reserve(st, (uint64_t)st->nseries + 1);
+    if (rc)
+        return rc;
+    char *k = mem ? mem : malloc(klen + 1 + llen + 1);
     if (!k)
         return -ENOMEM;
     memcpy(k, key, klen);
@@ -87,18 +126,42 @@ static int series_add(storage *st, const char *key, size_t klen, int iv, const c
     s->labels = l;
     s->klen = (uint8_t)klen;
     s->iv = (uint8_t)iv;
-    s->rev = s->saved_rev = 0;
+    s->in_arena = mem != NULL;
+    s->rev = s->saved_rev = s->flushed_rev = 0;
     s->first_window = INT64_MAX;
     s->last_window = INT64_MIN;
-    uint32_t slot = hash_slot(st, k, klen);
-    st->hash[slot] = ++st->nseries;
-    *out = st->nseries;
+    *out = ++st->nseries;
+    hash_put_new(st, h, *out);
     return 0;
 }
 
 static bool labels_inline(const storage_series_rec *s)
 {
     return s->labels == s->key + s->klen + 1;
+}
+
+/* The catalog load puts every key and label in one arena (one allocation, not a million). */
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    char data[];
+} arena_block;
+
+static char *arena_alloc(storage *st, size_t n)
+{
+    arena_block *b = st->arena;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > (1u << 22) ? n : (1u << 22);
+        if (!(b = malloc(sizeof *b + cap)))
+            return NULL;
+        b->next = st->arena;
+        b->used = 0;
+        b->cap = cap;
+        st->arena = b;
+    }
+    char *p = b->data + b->used;
+    b->used += n;
+    return p;
 }
 
 /* Record: u8 iv | u8 klen | i64 first_window | i64 last_window (LE) | key | labels. */
@@ -110,6 +173,12 @@ int storage__catalog_load(storage *st, MDB_txn *txn)
         return storage__lmdb_err(rc);
     MDB_val k, v;
     uint32_t expect = 1;
+    MDB_stat ms;
+    if (mdb_stat(txn, st->dbi_series, &ms) == 0 && ms.ms_entries > 0 &&
+        ((rc = series_reserve(st, ms.ms_entries)) || (rc = hash_reserve(st, ms.ms_entries)))) {
+        mdb_cursor_close(cur);
+        return rc;
+    }
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const uint8_t *kb = k.mv_data, *vb = v.mv_data;
@@ -126,8 +195,14 @@ int storage__catalog_load(storage *st, MDB_txn *txn)
         memcpy(&fw, vb + 2, 8);
         memcpy(&lw, vb + 10, 8);
         storage_sid got;
-        rc = series_add(st, (const char *)vb + REC_FIXED, vb[1], vb[0],
-                        (const char *)vb + REC_FIXED + vb[1], v.mv_size - REC_FIXED - vb[1], &got);
+        size_t klen = vb[1], llen = v.mv_size - REC_FIXED - klen;
+        char *mem = arena_alloc(st, klen + llen + 2);
+        if (!mem) {
+            rc = -ENOMEM;
+            goto done;
+        }
+        const char *key = (const char *)vb + REC_FIXED;
+        rc = series_add(st, key, klen, vb[0], key + klen, llen, hash_key(key, klen), mem, &got);
         if (rc)
             goto done;
         st->series[got - 1].first_window = fw;
@@ -146,7 +221,13 @@ void storage__catalog_free(storage *st)
     for (uint32_t i = 0; i < st->nseries; i++) {
         if (!labels_inline(&st->series[i]))
             free(st->series[i].labels);
-        free(st->series[i].key);
+        if (!st->series[i].in_arena)
+            free(st->series[i].key);
+    }
+    while (st->arena) {
+        arena_block *b = st->arena;
+        st->arena = b->next;
+        free(b);
     }
     free(st->series);
     free(st->hash);
@@ -295,11 +376,13 @@ int storage_series_ensure(storage *st, const char *key, int iv, storage_sid *out
     if (iv == STORAGE_IV_AUTO)
         iv = iv_from_key(key);
     int rc;
+    uint64_t h = hash_key(key, klen);
     pthread_rwlock_wrlock(&st->cat_lock);
-    if (st->hash_cap && st->hash[hash_slot(st, key, klen)]) {
-        *out = st->hash[hash_slot(st, key, klen)]; /* created meanwhile */
+    uint64_t e = st->hash_cap ? st->hash[hash_slot(st, key, klen, h)] : 0;
+    if (e) {
+        *out = SLOT_SID(e); /* created meanwhile */
         rc = 0;
-    } else if ((rc = series_add(st, key, klen, iv, "", 0, out)) == 0) {
+    } else if ((rc = series_add(st, key, klen, iv, "", 0, h, NULL, out)) == 0) {
         rc = mark_dirty(st, *out);
     }
     pthread_rwlock_unlock(&st->cat_lock);
@@ -310,11 +393,13 @@ int storage_series_lookup(storage *st, const char *key, storage_sid *out)
 {
     size_t klen = strlen(key);
     int rc = -ENOENT;
+    if (klen > 255)
+        return rc;
     pthread_rwlock_rdlock(&st->cat_lock);
     if (st->hash_cap && klen <= 255) {
-        uint32_t sid = st->hash[hash_slot(st, key, klen)];
-        if (sid) {
-            *out = sid;
+        uint64_t e = st->hash[hash_slot(st, key, klen, hash_key(key, klen))];
+        if (e) {
+            *out = SLOT_SID(e);
             rc = 0;
         }
     }

@@ -57,6 +57,7 @@ typedef struct storage_series_rec {
     char *labels;     /* owned, NUL-terminated, never NULL */
     uint8_t iv;
     uint8_t klen;
+    bool in_arena;           /* key and labels live in the load arena */
     uint32_t rev, saved_rev; /* record revision in memory, and the one durable in LMDB */
     uint32_t flushed_rev;    /* the revision the writer's current transaction holds */
     int64_t first_window;    /* oldest window ever given a chunk; INT64_MAX: none */
@@ -84,8 +85,9 @@ struct storage {
     pthread_rwlock_t cat_lock;
     storage_series_rec *series; /* index sid - 1 */
     uint32_t nseries, series_cap;
-    uint32_t *hash;             /* open addressing: sid or 0 */
+    uint64_t *hash;             /* open addressing: hash tag << 32 | sid, or 0 */
     uint32_t hash_cap;          /* power of two */
+    struct arena_block *arena;  /* keys and labels loaded at open */
     uint32_t *dirty;            /* sids whose record must be written */
     uint32_t ndirty, dirty_cap;
 
