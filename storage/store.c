@@ -29,6 +29,7 @@ int storage__lmdb_err(int rc)
     case MDB_INVALID: return STORAGE_EFORMAT;
     case MDB_READERS_FULL: return -EAGAIN;
     case MDB_BAD_VALSIZE: return -EINVAL;
+    case MDB_TXN_FULL: return -E2BIG;
     default: return STORAGE_ELMDB;
     }
 }

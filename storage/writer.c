@@ -289,6 +289,7 @@ int storage__checkpoint(storage *st)
 
 typedef struct direct {
     storage_batch *b;
+    uint32_t s_lo, s_hi; /* the series this transaction writes */
     uint32_t *idx;      /* point indexes ordered by (sid, ts, batch order) */
     size_t *sid_start;  /* idx range of sid s: [sid_start[s], sid_start[s + 1]) */
     uint32_t nsid;
@@ -346,10 +347,11 @@ static int direct_build(storage *st, MDB_txn *txn, void *ctx)
 {
     direct *d = ctx;
     storage_batch *b = d->b;
-    int rc = apply_kv(st, txn, b);
+    storage__wctx_free(&d->w); /* what the previous range's transaction left */
+    int rc = d->s_lo == 1 ? apply_kv(st, txn, b) : 0;
     if (rc == 0)
         rc = storage__wctx_begin(&d->w, st, txn);
-    for (uint32_t s = 1; rc == 0 && s <= d->nsid; s++) {
+    for (uint32_t s = d->s_lo; rc == 0 && s <= d->s_hi; s++) {
         const uint32_t *a = d->idx + d->sid_start[s];
         size_t n = d->sid_start[s + 1] - d->sid_start[s], k = 0;
         if (n == 0)
@@ -397,10 +399,23 @@ static void direct_write(storage *st, storage_batch *b)
     d.b = b;
     if (rc == 0)
         rc = direct_sort(&d);
-    if (rc == 0)
+    /* One transaction, unless it would dirty more pages than LMDB allows (MDB_TXN_FULL,
+     * ~512 MiB): then the series are split into ranges, each its own transaction. */
+    uint32_t span = d.nsid;
+    d.s_lo = 1;
+    while (rc == 0 && d.s_lo <= d.nsid) {
+        d.s_hi = d.nsid - d.s_lo < span ? d.nsid : d.s_lo + span - 1;
         rc = run_txn(st, direct_build, direct_post, direct_reset, &d, true);
-    if (rc == 0)
-        storage__catalog_saved(st, d.taken);
+        if (rc == -E2BIG && span > 1) {
+            span /= 2;
+            rc = 0;
+            continue;
+        }
+        if (rc == 0) {
+            storage__catalog_saved(st, d.taken);
+            d.s_lo = d.s_hi + 1;
+        }
+    }
     storage__wctx_free(&d.w);
     free(d.idx);
     free(d.sid_start);
@@ -536,8 +551,11 @@ static void *writer_main(void *arg)
             process(st, list);
         else if (closing)
             break;
-        if (st->head_points >= STORAGE_HEAD_MAX_POINTS)
+        if (st->head_points >= STORAGE_HEAD_MAX_POINTS) {
             storage__checkpoint(st); /* on failure the log still holds the points */
+            int dead;
+            mdb_reader_check(st->env, &dead); /* slots of reader processes that died */
+        }
     }
     if (!st->test_no_seal)
         storage__checkpoint(st);

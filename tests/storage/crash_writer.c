@@ -56,6 +56,10 @@ static int open_series(const char *dir, bool ro, storage **st, storage_sid *sids
         char key[32];
         snprintf(key, sizeof key, "CRASH%d:a21026:min", s);
         rc = storage_series_ensure(*st, key, STORAGE_IV_AUTO, &sids[s]);
+        if (rc) { /* read-only and never created */
+            storage_close(*st);
+            *st = NULL;
+        }
     }
     return rc;
 }
