@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytebuf.h"
 #include "engine.h"
 
 enum { REC_EXCEED = 1, REC_BELOW, REC_INVALID };
@@ -377,82 +378,34 @@ int engine_detector_feed(engine_detector *d, const engine_period *p, engine_epis
 #define DET_MAGIC "PLDT"
 #define DET_VERSION 1u
 
-typedef struct wb {
-    uint8_t *p;
-    size_t n, cap;
-    bool oom;
-} wb;
-
-static void wput(wb *w, const void *src, size_t n)
-{
-    if (w->oom)
-        return;
-    if (w->n + n > w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 256;
-        while (cap < w->n + n)
-            cap *= 2;
-        uint8_t *p = realloc(w->p, cap);
-        if (!p) {
-            w->oom = true;
-            return;
-        }
-        w->p = p;
-        w->cap = cap;
-    }
-    memcpy(w->p + w->n, src, n);
-    w->n += n;
-}
-
-static void wu64(wb *w, uint64_t v)
-{
-    uint8_t b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-    wput(w, b, 8);
-}
-
-static void wf64(wb *w, double d)
-{
-    uint64_t v;
-    memcpy(&v, &d, 8);
-    wu64(w, v);
-}
-
-static void wstr(wb *w, const char *s)
-{
-    uint8_t n = (uint8_t)strlen(s); /* < 64 */
-    wput(w, &n, 1);
-    wput(w, s, n);
-}
-
 int engine_detector_encode(const engine_detector *d, uint8_t **out, size_t *len)
 {
-    wb w = {0};
-    wput(&w, DET_MAGIC, 4);
-    wu64(&w, DET_VERSION);
-    wstr(&w, d->series);
-    wstr(&w, d->pollutant);
+    wbuf w = {0};
+    put(&w, DET_MAGIC, 4);
+    put_u64(&w, DET_VERSION);
+    put_str(&w, d->series);
+    put_str(&w, d->pollutant);
     uint8_t head[4] = {(uint8_t)d->kind, d->any, d->o.t_valid, d->o.none_is_normal};
-    wput(&w, head, 4);
-    wu64(&w, d->o.max_bridge);
-    wu64(&w, d->o.horizon);
-    wu64(&w, (uint64_t)d->newest);
-    wu64(&w, (uint64_t)d->cutoff);
-    wu64(&w, d->too_late);
-    wu64(&w, d->nrec);
+    put(&w, head, 4);
+    put_u64(&w, d->o.max_bridge);
+    put_u64(&w, d->o.horizon);
+    put_u64(&w, (uint64_t)d->newest);
+    put_u64(&w, (uint64_t)d->cutoff);
+    put_u64(&w, d->too_late);
+    put_u64(&w, d->nrec);
     for (size_t i = 0; i < d->nrec; i++) {
-        wu64(&w, (uint64_t)d->recs[i].ts);
-        wf64(&w, d->recs[i].value);
-        wf64(&w, d->recs[i].limit);
-        wput(&w, &d->recs[i].state, 1);
+        put_u64(&w, (uint64_t)d->recs[i].ts);
+        put_f64(&w, d->recs[i].value);
+        put_f64(&w, d->recs[i].limit);
+        put(&w, &d->recs[i].state, 1);
     }
-    wu64(&w, d->nep);
+    put_u64(&w, d->nep);
     for (size_t i = 0; i < d->nep; i++) {
         const engine_episode *e = &d->eps[i];
-        wu64(&w, e->id);
-        wu64(&w, (uint64_t)e->anchor);
-        wu64(&w, (uint64_t)e->start);
-        wu64(&w, e->closed);
+        put_u64(&w, e->id);
+        put_u64(&w, (uint64_t)e->anchor);
+        put_u64(&w, (uint64_t)e->start);
+        put_u64(&w, e->closed);
     }
     if (w.oom) {
         free(w.p);
@@ -463,66 +416,20 @@ int engine_detector_encode(const engine_detector *d, uint8_t **out, size_t *len)
     return 0;
 }
 
-typedef struct rb {
-    const uint8_t *p;
-    size_t n, at;
-    bool bad;
-} rb;
-
-static const uint8_t *rtake(rb *b, size_t n)
-{
-    if (b->bad || b->n - b->at < n) {
-        b->bad = true;
-        return NULL;
-    }
-    b->at += n;
-    return b->p + b->at - n;
-}
-
-static uint64_t ru64(rb *b)
-{
-    const uint8_t *p = rtake(b, 8);
-    uint64_t v = 0;
-    for (int i = 0; p && i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static double rf64(rb *b)
-{
-    uint64_t v = ru64(b);
-    double d;
-    memcpy(&d, &v, 8);
-    return d;
-}
-
-static void rstr(rb *b, char *dst)
-{
-    const uint8_t *n = rtake(b, 1);
-    const uint8_t *s = n ? rtake(b, *n) : NULL;
-    if (!s || *n >= 64 || memchr(s, 0, *n)) {
-        b->bad = true;
-        dst[0] = 0;
-        return;
-    }
-    memcpy(dst, s, *n);
-    dst[*n] = 0;
-}
-
 /* Reads the records and episodes; the episodes must be exactly those the records give. */
-static int decode_state(rb *b, engine_detector *d)
+static int decode_state(rbuf *b, engine_detector *d)
 {
-    uint64_t nrec = ru64(b);
+    uint64_t nrec = get_u64(b);
     if (b->bad || nrec > (b->n - b->at) / 25)
         return -EBADMSG;
     for (uint64_t i = 0; i < nrec; i++) {
         if (reserve(d))
             return -ENOMEM;
         rec *r = &d->recs[d->nrec];
-        r->ts = (int64_t)ru64(b);
-        r->value = rf64(b);
-        r->limit = rf64(b);
-        const uint8_t *st = rtake(b, 1);
+        r->ts = (int64_t)get_u64(b);
+        r->value = get_f64(b);
+        r->limit = get_f64(b);
+        const uint8_t *st = take(b, 1);
         if (b->bad || *st < REC_EXCEED || *st > REC_INVALID ||
             (d->nrec && r->ts <= d->recs[d->nrec - 1].ts) || r->ts < d->cutoff)
             return -EBADMSG;
@@ -532,15 +439,15 @@ static int decode_state(rb *b, engine_detector *d)
     if (reserve(d))
         return -ENOMEM;
     size_t nn = segment(d);
-    uint64_t nep = ru64(b);
+    uint64_t nep = get_u64(b);
     if (b->bad || nep != nn)
         return -EBADMSG;
     for (size_t i = 0; i < nn; i++) {
         engine_episode *e = &d->next[i];
-        e->id = ru64(b);
-        e->anchor = (int64_t)ru64(b);
-        int64_t start = (int64_t)ru64(b);
-        uint64_t closed = ru64(b);
+        e->id = get_u64(b);
+        e->anchor = (int64_t)get_u64(b);
+        int64_t start = (int64_t)get_u64(b);
+        uint64_t closed = get_u64(b);
         if (b->bad || start != e->start || closed != (uint64_t)e->closed || e->id == 0)
             return -EBADMSG;
         for (size_t j = 0; j < i; j++)
@@ -556,19 +463,19 @@ static int decode_state(rb *b, engine_detector *d)
 
 int engine_detector_decode(const uint8_t *buf, size_t len, engine_detector **out)
 {
-    rb b = {buf, len, 0, false};
+    rbuf b = {buf, len, 0, false};
     char series[64], pollutant[64];
     engine_detector *d = NULL;
     int rc = -EBADMSG;
-    const uint8_t *magic = rtake(&b, 4);
-    if (!magic || memcmp(magic, DET_MAGIC, 4) != 0 || ru64(&b) != DET_VERSION)
+    const uint8_t *magic = take(&b, 4);
+    if (!magic || memcmp(magic, DET_MAGIC, 4) != 0 || get_u64(&b) != DET_VERSION)
         goto fail;
-    rstr(&b, series);
-    rstr(&b, pollutant);
-    const uint8_t *head = rtake(&b, 4);
+    get_str(&b, series, 64);
+    get_str(&b, pollutant, 64);
+    const uint8_t *head = take(&b, 4);
     engine_detector_opts o;
     engine_detector_opts_init(&o);
-    uint64_t bridge = ru64(&b), horizon = ru64(&b);
+    uint64_t bridge = get_u64(&b), horizon = get_u64(&b);
     if (b.bad || head[1] > 1 || head[2] > 1 || head[3] > 1 || bridge > UINT32_MAX ||
         horizon == 0 || horizon > UINT32_MAX)
         goto fail;
@@ -582,9 +489,9 @@ int engine_detector_decode(const uint8_t *buf, size_t len, engine_detector **out
         goto fail;
     }
     d->any = head[1];
-    d->newest = (int64_t)ru64(&b);
-    d->cutoff = (int64_t)ru64(&b);
-    d->too_late = ru64(&b);
+    d->newest = (int64_t)get_u64(&b);
+    d->cutoff = (int64_t)get_u64(&b);
+    d->too_late = get_u64(&b);
     rc = decode_state(&b, d);
     if (rc)
         goto fail;
