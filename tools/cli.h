@@ -5,6 +5,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "storage.h"
 
 /* A subcommand: argv[0] is its name. Returns the process exit status. */
 typedef int (*cli_main_fn)(int argc, char **argv);
@@ -21,6 +24,13 @@ bool cli_wants_help(int argc, char **argv);
 /* Parses a time argument (Unix seconds or ISO 8601; local China time without a zone);
  * prints an error naming the option and exits with status 2 on failure. */
 int64_t cli_time_arg(const char *opt, const char *val);
+
+/* For subcommands whose only argument is `--db DIR` (cli_store.c): parses the arguments
+ * and opens the store read-only. Returns -1 with *st open (and *db set if db is not NULL),
+ * or the exit status to return at once (0 after --help, 2 for bad arguments, 1 when the
+ * store cannot be opened, with a message naming it). */
+int cli_open_db_only(const char *cmd, int argc, char **argv, void (*usage)(FILE *),
+                     storage **st, const char **db);
 
 /* The subcommands (one cmd_*.c each). */
 int cmd_serve(int argc, char **argv);

@@ -1,7 +1,6 @@
 /* cmd_check.c: `plume check`, a full verification of a store: every chunk decoded and its
  * stored aggregates and ordering compared with its points. Run after a crash, a copy or a
  * restore; scripts use the exit status (0 healthy, 1 faults or the check could not run). */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -28,32 +27,11 @@ static void print_fault(void *arg, const char *series, int64_t window_start, con
 
 int cmd_check(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': db = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (!db || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
     storage *st;
-    storage_options opts_ro = {.read_only = true};
-    int rc = storage_open(db, &opts_ro, &st);
-    if (rc != 0) {
-        fprintf(stderr, "plume check: cannot open store %s: %s\n", db, storage_strerror(rc));
-        return 1;
-    }
+    const char *db;
+    int rc = cli_open_db_only("check", argc, argv, usage, &st, &db);
+    if (rc >= 0)
+        return rc;
     int faults = storage_check(st, print_fault, NULL);
     storage_close(st);
     if (faults < 0) {

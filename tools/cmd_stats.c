@@ -1,7 +1,6 @@
 /* cmd_stats.c: `plume stats`, what a store holds and what it costs, as one JSON object.
  * Benchmarks and monitoring read it (bytes_per_point is the storage efficiency figure), so
  * the field names are stable. The store is opened read-only. */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -19,32 +18,10 @@ static void usage(FILE *f)
 
 int cmd_stats(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *db = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': db = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (!db || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
     storage *st;
-    storage_options opts_ro = {.read_only = true};
-    int rc = storage_open(db, &opts_ro, &st);
-    if (rc != 0) {
-        fprintf(stderr, "plume stats: cannot open store %s: %s\n", db, storage_strerror(rc));
-        return 1;
-    }
+    int rc = cli_open_db_only("stats", argc, argv, usage, &st, NULL);
+    if (rc >= 0)
+        return rc;
     storage_stats s;
     rc = storage_get_stats(st, &s);
     storage_close(st);
