@@ -60,6 +60,9 @@ static const opt opts[] = {
     S("query", "token", query_token, "",
       "token clients must AUTH with; required when query.listen is not loopback"),
     I("query", "max_clients", query_max_clients, "10000", "most query connections at once"),
+    S("metrics", "listen", metrics_listen, "127.0.0.1:9290",
+      "address of the metrics page (HTTP GET /metrics, Prometheus text or OpenMetrics), "
+      "host:port; empty = off; if it cannot bind, the daemon logs it and runs without"),
     S("registry", "files", registry_files, "",
       "registry files (CSV or JSON) loaded at start and on SIGHUP, comma-separated"),
     S("alerts", "subscriptions", alerts_subscriptions, "",

@@ -313,6 +313,18 @@ static void cmd_info(query_client *c, size_t argc, const resp_arg *argv)
                 (unsigned long long)st->protocol_errors,
                 (unsigned long long)st->idle_closed, (unsigned long long)st->output_paused,
                 (unsigned long long)st->commands_offloaded);
+        sep = "\r\n";
+    }
+    /* The daemon's metrics: what the metrics page shows, as INFO lines. */
+    if (s->metrics_fn && want_section(argc, argv, "metrics")) {
+        char *mt;
+        size_t ml;
+        if (query_metrics_render(s->metrics_fn, s->metrics_arg, QUERY_METRICS_INFO, &mt,
+                                 &ml) == 0) {
+            fprintf(f, "%s# Metrics\r\n", sep);
+            fwrite(mt, 1, ml, f);
+            free(mt);
+        }
     }
     fclose(f);
     resp_write_verbatim(&c->out, "txt", text, len);

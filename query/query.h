@@ -118,6 +118,41 @@ int query_chart_svg(struct storage *st, const struct engine_registry *reg, const
 
 void query_server_get_stats(const query_server *s, query_stats *out);
 
+/* ---- The daemon's metrics (metrics.c, metrics_http.c) ------------------------------- */
+
+/* The daemon knows every module's counters; it hands them over through a provider that
+ * calls query_metrics_family() once per family and query_metrics_add() once per sample. */
+typedef struct query_metrics query_metrics;
+typedef enum query_metric_type { QUERY_METRIC_COUNTER, QUERY_METRIC_GAUGE } query_metric_type;
+typedef void (*query_metrics_fn)(void *arg, query_metrics *m);
+
+/* Starts a family. name is a Prometheus metric name; a counter's ends in "_total". */
+void query_metrics_family(query_metrics *m, const char *name, query_metric_type type,
+                          const char *help);
+/* A sample of the current family, with one label (label NULL: none). */
+void query_metrics_add(query_metrics *m, const char *label, const char *label_value,
+                       double value);
+
+enum { QUERY_METRICS_PROMETHEUS, QUERY_METRICS_OPENMETRICS, QUERY_METRICS_INFO };
+/* Runs fn (may be NULL) and renders what it adds as Prometheus text 0.0.4, OpenMetrics
+ * 1.0.0 or INFO lines. On success *text is malloc'd (the caller frees it). 0, -EINVAL (no
+ * such format), -ENOMEM. */
+int query_metrics_render(query_metrics_fn fn, void *arg, int format, char **text,
+                         size_t *len);
+
+/* INFO's "metrics" section shows what fn provides (NULL: no section). Loop thread. */
+void query_server_set_metrics(query_server *s, query_metrics_fn fn, void *arg);
+
+/* The metrics page: HTTP GET /metrics on host:port (port 0: any free port), answered with
+ * what fn provides, Prometheus text or OpenMetrics if the Accept header asks for it. Runs on
+ * loop; 0, -EINVAL (bad address) or the bind error. */
+typedef struct query_metrics_page query_metrics_page;
+int query_metrics_page_start(struct uv_loop_s *loop, const char *host, int port,
+                             query_metrics_fn fn, void *arg, query_metrics_page **out);
+int query_metrics_page_port(const query_metrics_page *p);
+/* Stops listening; memory is freed once the loop has closed every connection. */
+void query_metrics_page_close(query_metrics_page *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -103,6 +103,8 @@ struct query_server {
     query_stats stats;
     const query_cmd **cmds;      /* owned: every command, sorted by name */
     const struct engine_registry *registry; /* borrowed (query_server_set_registry); NULL */
+    query_metrics_fn metrics_fn;            /* the daemon's metrics for INFO; NULL: none */
+    void *metrics_arg;
     struct query_labels *labels; /* owned: label cache (series.h), built on first use */
     size_t ncmds;
 };

@@ -341,6 +341,12 @@ void query_server_set_registry(query_server *s, const struct engine_registry *re
     s->registry = reg; /* the label cache notices the change on its next use */
 }
 
+void query_server_set_metrics(query_server *s, query_metrics_fn fn, void *arg)
+{
+    s->metrics_fn = fn;
+    s->metrics_arg = arg;
+}
+
 void query_server_get_stats(const query_server *s, query_stats *out)
 {
     *out = s->stats;

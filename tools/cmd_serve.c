@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -16,6 +17,7 @@
 #include "collectors.h"
 #include "engine.h"
 #include "query.h"
+#include "serve_metrics.h"
 #include "storage.h"
 
 #define SUMMARY_EVERY_MS (60 * 1000)
@@ -30,6 +32,8 @@ typedef struct serve {
     engine_alerts *alerts;
     hj212_server *hj212;
     query_server *query;
+    query_metrics_page *metrics_page;
+    serve_metrics metrics;      /* what the metrics page and INFO read */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t summary, retention, watchdog;
     int stopping;
@@ -253,9 +257,13 @@ static void stop(serve *sv, const char *why)
     sd_notify_text("STOPPING=1");
     if (sv->hj212)
         hj212_server_close(sv->hj212);
+    query_metrics_page_close(sv->metrics_page);
+    sv->metrics_page = NULL;
     if (sv->query)
         query_server_close(sv->query, on_query_closed, NULL);
     sv->query = NULL; /* freed once closed: alerts still committing publish nowhere */
+    sv->metrics.query = NULL;
+    sv->metrics.hj212 = NULL;
     uv_close((uv_handle_t *)&sv->sigterm, NULL);
     uv_close((uv_handle_t *)&sv->sigint, NULL);
     uv_close((uv_handle_t *)&sv->sighup, NULL);
@@ -305,6 +313,30 @@ static void start_timer(serve *sv, uv_timer_t *t, uv_timer_cb cb, uint64_t every
     uv_unref((uv_handle_t *)t);
 }
 
+/* The metrics page is for operators, not for data: if its address is taken the daemon says
+ * so and runs on without it rather than refusing to collect data. */
+static void start_metrics_page(serve *sv)
+{
+    const char *listen = sv->cfg.metrics_listen;
+    if (!listen[0])
+        return;
+    char host[256], port[16];
+    int p;
+    if (split_host_port(listen, host, sizeof host, &p) != 0) {
+        engine_log_kv(ENGINE_LOG_ERROR, "bad metrics.listen", "value", listen, NULL);
+        return;
+    }
+    int rc = query_metrics_page_start(sv->loop, host, p, serve_metrics_collect, &sv->metrics,
+                                      &sv->metrics_page);
+    if (rc != 0) {
+        engine_log_kv(ENGINE_LOG_ERROR, "metrics page not started", "listen", listen, "error",
+                      uv_strerror(rc), NULL);
+        return;
+    }
+    snprintf(port, sizeof port, "%d", query_metrics_page_port(sv->metrics_page));
+    engine_log_kv(ENGINE_LOG_INFO, "metrics listening", "listen", listen, "port", port, NULL);
+}
+
 static int start_servers(serve *sv)
 {
     const engine_config *cfg = &sv->cfg;
@@ -330,6 +362,7 @@ static int start_servers(serve *sv)
                           cfg->hj212_listen, "error", uv_strerror(rc), NULL);
             return rc;
         }
+        sv->metrics.hj212 = sv->hj212;
         snprintf(port, sizeof port, "%d", hj212_server_port(sv->hj212, 0));
         engine_log_kv(ENGINE_LOG_INFO, "hj212 listening", "listen", cfg->hj212_listen, "port",
                       port, "open", cfg->hj212_open ? "true" : "false", NULL);
@@ -365,7 +398,10 @@ static int start_servers(serve *sv)
         snprintf(port, sizeof port, "%d", query_server_port(sv->query));
         engine_log_kv(ENGINE_LOG_INFO, "query listening", "listen", cfg->query_listen, "port",
                       port, "unix", cfg->query_unix, NULL);
+        sv->metrics.query = sv->query;
+        query_server_set_metrics(sv->query, serve_metrics_collect, &sv->metrics);
     }
+    start_metrics_page(sv);
     return 0;
 }
 
@@ -493,6 +529,8 @@ int cmd_serve(int argc, char **argv)
     engine_alerts_on_fire(sv.alerts, publish_alert, &sv);
     engine_set_registry(sv.eng, sv.registry);
     engine_set_alerts(sv.eng, sv.alerts);
+    sv.metrics = (serve_metrics){.started_s = time(NULL), .st = sv.st, .eng = sv.eng,
+                                 .alerts = sv.alerts};
     uv_signal_init(sv.loop, &sv.sigterm);
     uv_signal_init(sv.loop, &sv.sigint);
     uv_signal_init(sv.loop, &sv.sighup);
