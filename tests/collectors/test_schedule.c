@@ -34,7 +34,7 @@ static void on_fire(void *arg, uint32_t id, int64_t slot)
     rec *r = arg;
     r->fires[id]++;
     r->last_slot[id] = slot;
-    int64_t b = (fake_now - r->origin) / r->bucket_ms;
+    int64_t b = r->bucket_ms ? (fake_now - r->origin) / r->bucket_ms : -1;
     if (b >= 0 && b < 3600)
         r->per_bucket[b]++;
     if (coll_sched_inflight(r->s) > r->max_inflight_seen)
