@@ -71,6 +71,11 @@ static const opt opts[] = {
     I("alerts", "timeout_ms", alerts_timeout_ms, "10000", "time limit of one webhook request"),
     D("alerts", "give_up", alerts_give_up_s, "24h",
       "a delivery still failing after this long is given up (counted and logged)"),
+    S("modbus", "config", modbus_config, "",
+      "Modbus devices to poll: a JSON file of templates, gateways and devices "
+      "(collectors/modbus/README.md); empty = off"),
+    B("modbus", "minutes", modbus_minutes, "true",
+      "roll Modbus readings up into minute records (MN:code:min), as a DAQ does"),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

@@ -79,6 +79,8 @@ typedef struct engine_config {
     char alerts_subscriptions[1024];
     int alerts_timeout_ms;
     int64_t alerts_give_up_s;
+    char modbus_config[512];
+    bool modbus_minutes;
 } engine_config;
 
 void engine_config_defaults(engine_config *cfg);
@@ -170,6 +172,33 @@ int engine_ingest(engine *e, const engine_upload *u, engine_ack_fn fn, void *arg
  * 2041, 2081, 3020) as text in the events table, acknowledged like an upload. */
 int engine_ingest_event(engine *e, const char *mn, int cn, int64_t ts, const char *text,
                         engine_ack_fn fn, void *arg);
+
+/* ---- Real-time readings rolled up into minutes (rtd_rollup.c) ------------------------ */
+
+/* For sources that give only readings (Modbus): each device's readings of a minute become
+ * one minute record (series MN:code:min) ingested like a DAQ's 2051: AVG/MIN/MAX over the
+ * valid readings (over all of them, with the most frequent flag, when none is valid), flag N
+ * when any is valid. A minute closes when a later minute's reading arrives for the device,
+ * or grace_s (0: 30) after its end. Loop thread only. */
+typedef struct engine_rtd_rollup engine_rtd_rollup; /* opaque */
+typedef struct engine_rtd_rollup_stats {
+    uint64_t readings;       /* uploads added */
+    uint64_t minutes;        /* minute uploads ingested */
+    uint64_t late_readings;  /* readings of a minute already closed: stored, not rolled up */
+    uint64_t errors;         /* minute uploads the engine refused */
+} engine_rtd_rollup_stats;
+
+int engine_rtd_rollup_create(engine *e, struct uv_loop_s *loop, int grace_s,
+                             engine_rtd_rollup **out);
+/* Adds an upload of interval STORAGE_IV_RTD already given to engine_ingest (its values'
+ * AVG columns, ZSAVG too). 0, -EINVAL (not rtd, no MN), -ENOMEM. */
+int engine_rtd_rollup_add(engine_rtd_rollup *r, const engine_upload *u);
+/* Closes every open minute now. */
+void engine_rtd_rollup_flush(engine_rtd_rollup *r);
+void engine_rtd_rollup_get_stats(const engine_rtd_rollup *r, engine_rtd_rollup_stats *out);
+/* Flushes, then closes the timer; memory goes when the loop runs its close callback. Call
+ * before engine_close. */
+void engine_rtd_rollup_close(engine_rtd_rollup *r);
 /* ---- Numbers (numfmt.c) ------------------------------------------------------------ */
 
 /* Bytes engine_double_format may write, the terminating NUL included. */

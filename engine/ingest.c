@@ -49,7 +49,7 @@ struct engine {
 };
 
 const char *const engine_kv_tables[] = {
-    "events", "registry", "outbox", "episodes", "subscriptions", NULL,
+    "events", "registry", "outbox", "episodes", "subscriptions", "sources", NULL,
 };
 
 static void flush(engine *e);

@@ -41,6 +41,7 @@ int cmd_import(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_sources(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
 
 #endif

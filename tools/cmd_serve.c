@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "collectors.h"
 #include "engine.h"
+#include "mb.h"
 #include "query.h"
 #include "serve_metrics.h"
 #include "storage.h"
@@ -34,6 +35,8 @@ typedef struct serve {
     query_server *query;
     query_metrics_page *metrics_page;
     serve_metrics metrics;      /* what the metrics page and INFO read */
+    mb_config *modbus_cfg;      /* owned */
+    mb_poller *modbus;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t summary, retention, watchdog;
     int stopping;
@@ -221,6 +224,26 @@ static void publish_alert(void *arg, const engine_alert *al, const char *json, s
     }
 }
 
+static void modbus_summary(serve *sv)
+{
+    if (!sv->modbus)
+        return;
+    mb_poller_stats ms;
+    mb_poller_get_stats(sv->modbus, &ms);
+    engine_logf(ENGINE_LOG_INFO, "modbus summary",
+                "devices=%llu up=%llu down=%llu misconfigured=%llu polls=%llu polls_ok=%llu "
+                "values=%llu timeouts=%llu exceptions=%llu connects=%llu connect_failures=%llu "
+                "skipped=%llu late_cycles=%llu lateness_p50_ms=%.1f lateness_p99_ms=%.1f",
+                (unsigned long long)ms.devices, (unsigned long long)ms.devices_up,
+                (unsigned long long)ms.devices_down,
+                (unsigned long long)ms.devices_misconfigured, (unsigned long long)ms.polls,
+                (unsigned long long)ms.polls_ok, (unsigned long long)ms.values,
+                (unsigned long long)ms.timeouts, (unsigned long long)ms.exceptions,
+                (unsigned long long)ms.connects, (unsigned long long)ms.connect_failures,
+                (unsigned long long)ms.skipped, (unsigned long long)ms.late_cycles,
+                ms.lateness_p50_ms, ms.lateness_p99_ms);
+}
+
 static void on_summary(uv_timer_t *t)
 {
     serve *sv = t->data;
@@ -246,6 +269,34 @@ static void on_summary(uv_timer_t *t)
                 ss.commits ? (double)ss.commit_us_total / (double)ss.commits / 1000.0 : 0.0,
                 (unsigned long long)es.judge.episodes_opened,
                 (unsigned long long)es.judge.alerts);
+    modbus_summary(sv);
+}
+
+/* Loads the Modbus configuration and starts the poller before any other socket is open, so
+ * the fds it reserves for libmodbus are low (mb.h). */
+static int start_modbus(serve *sv)
+{
+    char err[512], n[2][24];
+    if (!sv->cfg.modbus_config[0])
+        return 0;
+    int rc = mb_config_load_file(sv->cfg.modbus_config, &sv->modbus_cfg, err, sizeof err);
+    if (rc != 0) {
+        engine_log_kv(ENGINE_LOG_ERROR, "modbus configuration refused", "error", err, NULL);
+        return rc;
+    }
+    mb_poller_options mo = {.config = sv->modbus_cfg, .st = sv->st,
+                            .rollup_minutes = sv->cfg.modbus_minutes};
+    rc = mb_poller_start(sv->loop, sv->eng, &mo, &sv->modbus);
+    if (rc != 0) {
+        engine_log_kv(ENGINE_LOG_ERROR, "modbus poller failed to start", "error",
+                      strerror(-rc), NULL);
+        return rc;
+    }
+    snprintf(n[0], sizeof n[0], "%zu", sv->modbus_cfg->nendpoints);
+    snprintf(n[1], sizeof n[1], "%zu", sv->modbus_cfg->ndevices);
+    engine_log_kv(ENGINE_LOG_INFO, "modbus polling", "config", sv->cfg.modbus_config,
+                  "endpoints", n[0], "devices", n[1], NULL);
+    return 0;
 }
 
 static void stop(serve *sv, const char *why)
@@ -255,6 +306,10 @@ static void stop(serve *sv, const char *why)
     engine_log_kv(ENGINE_LOG_INFO, "stopping", "reason", why, NULL);
     on_summary(&sv->summary);
     sd_notify_text("STOPPING=1");
+    if (sv->modbus) {
+        mb_poller_close(sv->modbus); /* its last readings are ingested before the engine closes */
+        sv->modbus = NULL;
+    }
     if (sv->hj212)
         hj212_server_close(sv->hj212);
     query_metrics_page_close(sv->metrics_page);
@@ -545,7 +600,7 @@ int cmd_serve(int argc, char **argv)
     start_timer(&sv, &sv.watchdog, on_watchdog, wd_ms ? wd_ms : 3600 * 1000);
 
     int exit_code = 0;
-    if (start_servers(&sv) != 0) {
+    if (start_modbus(&sv) != 0 || start_servers(&sv) != 0) {
         exit_code = 1;
         stop(&sv, "startup failed");
     } else {
@@ -561,6 +616,7 @@ int cmd_serve(int argc, char **argv)
     uv_run(sv.loop, UV_RUN_DEFAULT); /* close callbacks of the engine's handles */
     uv_loop_close(sv.loop);
     engine_registry_destroy(sv.registry);
+    mb_config_free(sv.modbus_cfg);
     engine_log_kv(ENGINE_LOG_INFO, "stopped", NULL);
     return exit_code;
 }

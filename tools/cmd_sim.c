@@ -12,7 +12,9 @@
 
 #include "cli.h"
 #include "engine.h"
+#include "mb.h"
 #include "sim.h"
+#include "sim_modbus.h"
 
 static void sim_usage(FILE *f)
 {
@@ -43,7 +45,18 @@ static void sim_usage(FILE *f)
             "  --rate-exceed X, --rate-flat X, --rate-gap X, --rate-off X, --rate-fault X,\n"
             "  --rate-maint X      events per outlet and day\n"
             "  --no-calibration    no nightly calibration\n"
-            "  --quiet             no progress lines on stderr\n");
+            "  --quiet             no progress lines on stderr\n\n"
+            "Modbus TCP (instead of --connect): each outlet is a device behind a gateway\n"
+            "  --modbus HOST:PORT  gateway g listens on PORT + g (PORT 0: free ports)\n"
+            "  --modbus-devices N  serve the first N outlets (default all)\n"
+            "  --modbus-units N    devices per gateway, unit ids 1..N (default 50)\n"
+            "  --modbus-order O    byte order of every gateway: ABCD, CDAB, BADC, DCBA, or\n"
+            "                      mixed (gateway g uses the g-th mod 4; default)\n"
+            "  --modbus-dead-gateway G    gateway G accepts connections, never answers\n"
+            "  --modbus-misconfigured I   device I answers every read with exception 2\n"
+            "  --modbus-config-out FILE   write plume serve's modbus.config for the fleet\n"
+            "  --modbus-interval-ms MS    poll interval written to that file (default 10000)\n"
+            "  --modbus-for S      serve S seconds (default: until SIGINT or SIGTERM)\n");
 }
 
 static double num_arg(const char *opt, const char *val, double lo, double hi)
@@ -85,7 +98,8 @@ static void raise_nofile(void)
 enum {
     O_FAC = 1, O_SEED, O_START, O_DAYS, O_HOURS, O_MIN, O_RTD, O_CONNECT, O_SPEED, O_DIRECT, O_FW,
     O_WINDOW, O_ACKTO, O_LINGER, O_REG, O_TRUTH, O_PRINT, O_S2005, O_SMODBUS, O_SNOACK,
-    O_REXC, O_RFLAT, O_RGAP, O_ROFF, O_RFAULT, O_RMAINT, O_NOCAL, O_QUIET
+    O_REXC, O_RFLAT, O_RGAP, O_ROFF, O_RFAULT, O_RMAINT, O_NOCAL, O_QUIET, O_MB, O_MBDEV,
+    O_MBUNITS, O_MBORDER, O_MBDEAD, O_MBMIS, O_MBCFG, O_MBIV, O_MBFOR
 };
 
 int cmd_sim(int argc, char **argv)
@@ -102,6 +116,11 @@ int cmd_sim(int argc, char **argv)
         {"rate-flat", 1, 0, O_RFLAT}, {"rate-gap", 1, 0, O_RGAP}, {"rate-off", 1, 0, O_ROFF},
         {"rate-fault", 1, 0, O_RFAULT}, {"rate-maint", 1, 0, O_RMAINT},
         {"no-calibration", 0, 0, O_NOCAL}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
+        {"modbus", 1, 0, O_MB}, {"modbus-devices", 1, 0, O_MBDEV},
+        {"modbus-units", 1, 0, O_MBUNITS}, {"modbus-order", 1, 0, O_MBORDER},
+        {"modbus-dead-gateway", 1, 0, O_MBDEAD}, {"modbus-misconfigured", 1, 0, O_MBMIS},
+        {"modbus-config-out", 1, 0, O_MBCFG}, {"modbus-interval-ms", 1, 0, O_MBIV},
+        {"modbus-for", 1, 0, O_MBFOR},
         {0, 0, 0, 0}};
     sim_options so;
     sim_wire_options wo;
@@ -110,6 +129,8 @@ int cmd_sim(int argc, char **argv)
     const char *connect = NULL, *reg_dir = NULL, *truth = NULL;
     bool print = false, quiet = false;
     char host[256] = "";
+    sim_modbus_run_options mb;
+    sim_modbus_run_options_defaults(&mb);
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -144,13 +165,32 @@ int cmd_sim(int argc, char **argv)
         case O_RMAINT: so.rate_maint = num_arg(o, optarg, 0, 10); break;
         case O_NOCAL: so.calibration = false; break;
         case O_QUIET: quiet = true; break;
+        case O_MB: mb.listen = optarg; break;
+        case O_MBDEV: mb.o.devices = (uint32_t)num_arg(o, optarg, 1, 1e7); break;
+        case O_MBUNITS: mb.o.units = (uint32_t)num_arg(o, optarg, 1, 247); break;
+        case O_MBORDER:
+            mb.o.order = strcmp(optarg, "mixed") == 0 ? -1 : mb_order_parse(optarg);
+            if (mb.o.order < -1 || (mb.o.order == -1 && strcmp(optarg, "mixed"))) {
+                fprintf(stderr, "plume sim: --modbus-order: ABCD, CDAB, BADC, DCBA or mixed\n");
+                return 2;
+            }
+            break;
+        case O_MBDEAD: mb.o.dead_gateway = (int64_t)num_arg(o, optarg, 0, 1e7); break;
+        case O_MBMIS: mb.o.misconfigured = (int64_t)num_arg(o, optarg, 0, 1e7); break;
+        case O_MBCFG: mb.config_out = optarg; break;
+        case O_MBIV: mb.interval_ms = (int)num_arg(o, optarg, 100, 86400000); break;
+        case O_MBFOR: mb.for_s = num_arg(o, optarg, 0, 1e9); break;
         case 'h': sim_usage(stdout); return 0;
         default: sim_usage(stderr); return 2;
         }
     }
-    if (optind < argc || (!connect && !print && !reg_dir && !truth)) {
-        fprintf(stderr, "plume sim: nothing to do: give --connect, --print, --registry-out or "
-                        "--truth-out\n");
+    if (optind < argc || (!connect && !print && !reg_dir && !truth && !mb.listen)) {
+        fprintf(stderr, "plume sim: nothing to do: give --connect, --modbus, --print, "
+                        "--registry-out or --truth-out\n");
+        return 2;
+    }
+    if (mb.listen && (connect || print)) {
+        fprintf(stderr, "plume sim: --modbus runs on its own: not with --connect or --print\n");
         return 2;
     }
     if (connect) {
@@ -184,6 +224,21 @@ int cmd_sim(int argc, char **argv)
             fprintf(stderr, "plume sim: --truth-out %s: %s\n", truth, strerror(-rc));
             goto done;
         }
+    }
+    if (mb.listen) {
+        sim_modbus_stats ms;
+        signal(SIGPIPE, SIG_IGN);
+        raise_nofile();
+        rc = sim_modbus_run(f, &mb, &ms);
+        if (rc == 0)
+            printf("{\"connections\":%llu,\"requests\":%llu,\"answered\":%llu,"
+                   "\"exceptions\":%llu,\"ignored\":%llu,\"bad_frames\":%llu}\n",
+                   (unsigned long long)ms.connections, (unsigned long long)ms.requests,
+                   (unsigned long long)ms.answered, (unsigned long long)ms.exceptions,
+                   (unsigned long long)ms.ignored, (unsigned long long)ms.bad_frames);
+        else
+            fprintf(stderr, "plume sim: --modbus %s: %s\n", mb.listen, strerror(-rc));
+        goto done;
     }
     if (print) {
         rc = sim_packets_write(f, stdout);

@@ -16,6 +16,7 @@ static const cli_command commands[] = {
     {"dump", "write a store's points as points CSV", cmd_dump},
     {"stats", "print what a store holds, as JSON", cmd_stats},
     {"check", "verify every chunk of a store", cmd_check},
+    {"sources", "print the state of every polled source (Modbus, HTTP), as JSON lines", cmd_sources},
     {"registry", "import or show the registry of facilities, outlets and limits", cmd_registry},
 };
 
