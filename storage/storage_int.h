@@ -20,7 +20,10 @@
 #define STORAGE_CHUNK_KEY_LEN 14                 /* be64 window | be32 sid | be16 part */
 #define STORAGE_PART_MAX 2000                    /* largest chunk value kept inline in a page */
 #define STORAGE_DIRECT_MIN 20000                 /* storage_write bypasses the WAL from here */
-#define STORAGE_HEAD_MAX_POINTS (1u << 20)       /* head points that trigger a checkpoint */
+#define STORAGE_HEAD_MAX_POINTS (1u << 20)       /* head points that allow a checkpoint once
+                                                    the writer has been idle a moment */
+#define STORAGE_HEAD_HARD_POINTS (1u << 22)      /* head points that force one */
+#define STORAGE_IDLE_MS 50                       /* the moment */
 #define STORAGE_GROUP_MAX_POINTS 200000          /* points per group commit */
 #define STORAGE_KV_MAX 16
 
@@ -64,10 +67,18 @@ typedef struct storage_series_rec {
     int64_t last_window;     /* newest window holding a chunk; INT64_MIN: none */
 } storage_series_rec;
 
-/* The unsealed points of one series, sorted by ts, unique. */
+/* One unsealed point in the head (head.c): the values of its present columns are
+ * head_vals[voff...]; next links the series' following point in arrival order. */
+typedef struct storage_hpoint {
+    int64_t ts;
+    uint32_t next;
+    uint32_t voff;
+    uint8_t mask, flag;
+} storage_hpoint;
+
+/* One series' chain of head points in arrival order (n == 0: none). */
 typedef struct storage_head_series {
-    storage_point *pts;
-    uint32_t n, cap;
+    uint32_t first, last, n;
 } storage_head_series;
 
 struct storage {
@@ -97,6 +108,10 @@ struct storage {
     uint32_t head_cap;
     uint32_t *head_active;     /* sids with n > 0 */
     uint32_t nactive, active_cap;
+    storage_hpoint *head_pts;  /* every head point, in arrival order */
+    size_t head_npts, head_pts_cap;
+    double *head_vals;         /* their present values */
+    size_t head_nvals, head_vals_cap;
     uint64_t head_points;
     uint64_t ckpt_gen;         /* bumped when head points move into chunks */
 
@@ -143,8 +158,15 @@ void storage__series_windows(storage *st, storage_sid sid, int64_t *first, int64
 /* Widens that range to include [first, last]; the record is rewritten with the next commit. */
 void storage__series_widen(storage *st, storage_sid sid, int64_t first, int64_t last);
 
-/* ---- head.c */
+/* ---- head.c (every function called with head_mu held) */
 int storage__head_insert(storage *st, storage_sid sid, const storage_point *p);
+/* Appends a point given as its mask, flag and the values of its present columns. */
+int storage__head_append(storage *st, storage_sid sid, int64_t ts, uint8_t mask, uint8_t flag,
+                         const double *vals);
+/* The head points of sid, sorted by time, one per timestamp (the latest arrival), into
+ * *buf (grown as needed, capacity *cap); *n receives the count. */
+int storage__head_series(storage *st, storage_sid sid, storage_point **buf, size_t *cap,
+                         size_t *n);
 void storage__head_clear(storage *st);
 void storage__head_free(storage *st);
 /* Copies head points of sid with from <= ts <= to into a malloc'd array (*out, *n). */

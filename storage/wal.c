@@ -54,25 +54,20 @@ static int replay_record(storage *st, const uint8_t *p, size_t len, uint64_t *np
     while (p < end) {
         if ((size_t)(end - p) < WAL_REC_FIXED)
             return STORAGE_ECORRUPT;
-        storage_point pt;
         uint32_t sid;
+        int64_t ts;
+        double vals[STORAGE_NCOLS];
         memcpy(&sid, p, 4);
-        memcpy(&pt.ts, p + 4, 8);
-        pt.mask = p[12];
-        pt.flag = p[13];
+        memcpy(&ts, p + 4, 8);
+        uint8_t mask = p[12], flag = p[13];
         p += WAL_REC_FIXED;
-        size_t nv = (size_t)__builtin_popcount(pt.mask);
+        size_t nv = (size_t)__builtin_popcount(mask);
         if (sid == 0 || sid > st->nseries || (size_t)(end - p) < nv * 8 ||
-            pt.mask >= 1u << STORAGE_NCOLS)
+            mask >= 1u << STORAGE_NCOLS)
             return STORAGE_ECORRUPT;
-        for (int c = 0; c < STORAGE_NCOLS; c++) {
-            pt.v[c] = 0;
-            if (pt.mask >> c & 1) {
-                memcpy(&pt.v[c], p, 8);
-                p += 8;
-            }
-        }
-        int rc = storage__head_insert(st, sid, &pt);
+        memcpy(vals, p, nv * 8);
+        p += nv * 8;
+        int rc = storage__head_append(st, sid, ts, mask, flag, vals);
         if (rc)
             return rc;
         (*np)++;

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storage_int.h"
 
@@ -204,10 +205,9 @@ static void group_post(storage *st, void *ctx)
     st->wal_points += g->npoints;
     for (size_t j = 0; j < g->n; j++) {
         const storage_batch *b = g->jobs[j];
-        for (size_t i = 0; i < b->n; i++) {
-            storage_point p;
-            storage__batch_point(b, i, &p);
-            storage__head_insert(st, b->pts[i].sid, &p); /* ENOMEM: the point stays in the log */
+        for (size_t i = 0; i < b->n; i++) { /* ENOMEM: the point stays in the log */
+            const storage_bpoint *bp = &b->pts[i];
+            storage__head_append(st, bp->sid, bp->ts, bp->mask, bp->flag, b->vals + bp->voff);
         }
     }
 }
@@ -237,6 +237,8 @@ static void group_commit(storage *st, storage_batch **jobs, size_t n)
 typedef struct ckpt {
     storage_wctx w;
     uint32_t taken;
+    storage_point *pts; /* one series' head points */
+    size_t cap;
 } ckpt;
 
 static int ckpt_build(storage *st, MDB_txn *txn, void *ctx)
@@ -245,8 +247,10 @@ static int ckpt_build(storage *st, MDB_txn *txn, void *ctx)
     int rc = storage__wctx_begin(&c->w, st, txn);
     for (uint32_t i = 0; rc == 0 && i < st->nactive; i++) {
         storage_sid sid = st->head_active[i];
-        const storage_head_series *h = &st->head[sid - 1];
-        rc = storage__write_series(&c->w, sid, h->pts, h->n);
+        size_t n;
+        rc = storage__head_series(st, sid, &c->pts, &c->cap, &n);
+        if (rc == 0 && n > 0)
+            rc = storage__write_series(&c->w, sid, c->pts, n);
     }
     if (rc == 0)
         rc = storage__wctx_finish(&c->w);
@@ -282,6 +286,7 @@ int storage__checkpoint(storage *st)
     if (rc == 0)
         storage__catalog_saved(st, c.taken);
     storage__wctx_free(&c.w);
+    free(c.pts);
     return rc;
 }
 
@@ -540,9 +545,29 @@ static void *writer_main(void *arg)
 {
     storage *st = arg;
     for (;;) {
+        /* A checkpoint seals the whole head in one transaction, which holds up every commit
+         * queued behind it: with a moderately full head, wait for a quiet moment (the end of
+         * a top-of-hour burst); only a head at its hard limit is sealed under load. */
+        bool idle = false;
         pthread_mutex_lock(&st->queue_mu);
-        while (!st->qhead && !st->closing)
-            pthread_cond_wait(&st->queue_cv, &st->queue_mu);
+        while (!st->qhead && !st->closing) {
+            if (st->head_points < STORAGE_HEAD_MAX_POINTS) {
+                pthread_cond_wait(&st->queue_cv, &st->queue_mu);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += STORAGE_IDLE_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            if (pthread_cond_timedwait(&st->queue_cv, &st->queue_mu, &until) == ETIMEDOUT &&
+                !st->qhead) {
+                idle = true;
+                break;
+            }
+        }
         storage_batch *list = st->qhead;
         st->qhead = st->qtail = NULL;
         bool closing = st->closing;
@@ -551,7 +576,8 @@ static void *writer_main(void *arg)
             process(st, list);
         else if (closing)
             break;
-        if (st->head_points >= STORAGE_HEAD_MAX_POINTS) {
+        if (st->head_points >= STORAGE_HEAD_HARD_POINTS ||
+            (idle && st->head_points >= STORAGE_HEAD_MAX_POINTS)) {
             storage__checkpoint(st); /* on failure the log still holds the points */
             int dead;
             mdb_reader_check(st->env, &dead); /* slots of reader processes that died */
