@@ -51,13 +51,16 @@ struct conn {
     uint64_t junk_mark;        /* framer junk bytes at the last valid packet */
     mn_state *device;          /* the first MN this connection authenticated */
     uint32_t slot, gen;        /* its entry in the server's connection table */
-    uint32_t pending_acks;     /* acknowledgements waiting for a commit */
+    uint32_t pending_acks;     /* acknowledgements waiting for a commit or for writing */
+    struct pending_ack *ready, *ready_tail; /* committed, written at the iteration's end */
+    conn *dnext;               /* list of connections with ready acknowledgements */
     uint16_t auth_failures;
     uint8_t closing, forwarding, pulling;
 };
 
 /* An acknowledgement to write once the upload is committed. */
 typedef struct pending_ack {
+    struct pending_ack *next;
     conn *c;
     uint16_t len;
     char buf[];
@@ -81,6 +84,10 @@ struct hj212_server {
     uv_tcp_t listeners[MAX_LISTENERS];
     int nlisteners;
     uv_timer_t sweep;           /* idle connections, history pulls, pull timeouts */
+    uv_check_t ack_check;       /* writes the acknowledgements committed this iteration */
+    conn *ack_dirty;            /* connections with acknowledgements to write */
+    pending_ack *ack_free;      /* spare acknowledgement buffers */
+    size_t nack_free;
     conn *active_head, *active_tail;
     conn *held;                 /* connections holding a framer (a packet in pieces) */
     hj212_framer **pool;        /* idle framers */
@@ -308,25 +315,96 @@ static void conn_send(conn *c, const char *data, size_t len)
 
 /* ---- Uploads and their acknowledgements ---------------------------------------------- */
 
+#define ACK_FREE_MAX 65536
+
+static void ack_release(hj212_server *s, pending_ack *a)
+{
+    if (s->nack_free >= ACK_FREE_MAX || s->closing) {
+        free(a);
+        return;
+    }
+    a->next = s->ack_free;
+    s->ack_free = a;
+    s->nack_free++;
+}
+
+/* A commit completes a whole group of uploads at once, and a forwarding connection carries
+ * thousands of devices: their answers are gathered per connection and written with one
+ * system call each at the end of the loop iteration (ack_check), not one call per answer. */
 static void on_committed(void *arg, int status)
 {
     pending_ack *a = arg;
     conn *c = a->c;
-    c->pending_acks--;
-    if (status == 0 && a->len > 0 && !c->closing) {
-        conn_send(c, a->buf, a->len);
-        c->srv->st.acks_sent++;
+    hj212_server *s = c->srv;
+    if (status == 0 && a->len > 0 && !c->closing && !s->closing) {
+        a->next = NULL;
+        if (c->ready_tail) {
+            c->ready_tail->next = a;
+        } else {
+            c->ready = a;
+            c->dnext = s->ack_dirty;
+            s->ack_dirty = c;
+        }
+        c->ready_tail = a;
+        return; /* still counted in pending_acks until written */
     }
-    free(a);
+    c->pending_acks--;
+    ack_release(s, a);
     conn_free_if_done(c);
+}
+
+static void write_ready(hj212_server *s, conn *c)
+{
+    char buf[16384];
+    size_t len = 0;
+    pending_ack *a = c->ready;
+    c->ready = c->ready_tail = NULL;
+    while (a) {
+        pending_ack *next = a->next;
+        if (!c->closing) {
+            if (len + a->len > sizeof buf) {
+                conn_send(c, buf, len);
+                len = 0;
+            }
+            memcpy(buf + len, a->buf, a->len);
+            len += a->len;
+            s->st.acks_sent++;
+        }
+        c->pending_acks--;
+        ack_release(s, a);
+        a = next;
+    }
+    if (len > 0)
+        conn_send(c, buf, len);
+}
+
+static void write_all_ready(hj212_server *s)
+{
+    while (s->ack_dirty) {
+        conn *c = s->ack_dirty;
+        s->ack_dirty = c->dnext;
+        c->dnext = NULL;
+        write_ready(s, c);
+        conn_free_if_done(c);
+    }
+}
+
+static void on_ack_check(uv_check_t *h)
+{
+    write_all_ready(h->data);
 }
 
 /* Prepares the 9014 answer now, while the packet's fields are valid; it is written later. */
 static pending_ack *ack_prepare(conn *c, const hj212_packet *p)
 {
-    pending_ack *a = malloc(sizeof *a + ACK_MAX);
-    if (!a)
+    hj212_server *s = c->srv;
+    pending_ack *a = s->ack_free;
+    if (a) {
+        s->ack_free = a->next;
+        s->nack_free--;
+    } else if (!(a = malloc(sizeof *a + ACK_MAX))) {
         return NULL;
+    }
     a->c = c;
     a->len = 0;
     size_t len;
@@ -411,12 +489,10 @@ static void handle_upload(conn *c, mn_state *d, const hj212_packet *p, int iv)
         s->st.ingest_errors++;
         return;
     }
-    char mn[64];
-    snprintf(mn, sizeof mn, "%.*s", (int)p->mn.len, p->mn.p);
-    engine_upload u = {.mn = mn, .interval = iv, .ts = p->data_time, .values = vals,
+    engine_upload u = {.mn = d->mn, .interval = iv, .ts = p->data_time, .values = vals,
                        .nvalues = n};
     if (engine_ingest(s->eng, &u, on_committed, a) != 0) {
-        free(a);
+        ack_release(s, a);
         s->st.ingest_errors++;
         return;
     }
@@ -440,7 +516,7 @@ static void handle_event(conn *c, const hj212_packet *p, const char *seg, size_t
     snprintf(mn, sizeof mn, "%.*s", (int)p->mn.len, p->mn.p);
     int64_t t = p->has_data_time ? p->data_time : (int64_t)(p->qn_ms / 1000);
     if (engine_ingest_event(s->eng, mn, p->cn, t, text, on_committed, a) != 0) {
-        free(a);
+        ack_release(s, a);
         s->st.ingest_errors++;
         return;
     }
@@ -852,12 +928,17 @@ int hj212_server_start(uv_loop_t *loop, engine *e, const hj212_server_options *o
     s->sweep.data = s;
     uv_timer_start(&s->sweep, on_sweep, 100, 100);
     uv_unref((uv_handle_t *)&s->sweep);
+    uv_check_init(loop, &s->ack_check);
+    s->ack_check.data = s;
+    uv_check_start(&s->ack_check, on_ack_check);
+    uv_unref((uv_handle_t *)&s->ack_check);
     *out = s;
     return 0;
 fail:
     s->closing = true;
     /* The listeners already initialised must be closed by the loop before s is freed. */
     uv_timer_init(loop, &s->sweep);
+    uv_check_init(loop, &s->ack_check);
     hj212_server_close(s);
     return rc;
 }
@@ -888,6 +969,11 @@ static void on_server_handle_closed(uv_handle_t *h)
         return;
     for (size_t i = 0; i < s->npool; i++)
         hj212_framer_destroy(s->pool[i]);
+    while (s->ack_free) {
+        pending_ack *a = s->ack_free;
+        s->ack_free = a->next;
+        free(a);
+    }
     free(s->pool);
     free(s->pullq);
     free(s->pulling);
@@ -901,12 +987,15 @@ void hj212_server_close(hj212_server *s)
 {
     if (!s)
         return;
+    write_all_ready(s); /* answers already committed go out */
     s->closing = true;
     while (s->active_head)
         conn_close(s->active_head, NULL);
-    s->closing_handles = s->nlisteners + 1;
+    s->closing_handles = s->nlisteners + 2;
     for (int i = 0; i < s->nlisteners; i++)
         uv_close((uv_handle_t *)&s->listeners[i], on_server_handle_closed);
     s->sweep.data = s;
     uv_close((uv_handle_t *)&s->sweep, on_server_handle_closed);
+    s->ack_check.data = s;
+    uv_close((uv_handle_t *)&s->ack_check, on_server_handle_closed);
 }
