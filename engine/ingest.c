@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "engine_int.h"
+#include "strmap.h"
 
 /* Flush before a loop iteration ends once this many points are waiting. */
 #define FLUSH_POINTS 65536
@@ -20,6 +21,22 @@ typedef struct ack {
     engine_ack_fn fn;
     void *arg;
 } ack;
+
+/* The series ids of one device's values, so that an upload costs one hash lookup of its MN
+ * instead of one catalog lookup per value (a key to format and hash, and a lock shared with
+ * the writer thread). Series ids never change, so entries never go stale. Loop thread only. */
+#define DEV_CODE_LEN 15
+
+typedef struct dev_sid {
+    char code[DEV_CODE_LEN]; /* NUL-padded; longer codes are not cached */
+    uint8_t iv;
+    storage_sid sid;
+} dev_sid;
+
+typedef struct dev_sids {
+    uint32_t n, cap;
+    dev_sid s[];
+} dev_sids;
 
 /* One submitted batch's acknowledgements, owned by the writer callback until it is queued
  * on the done list, then by the loop thread. */
@@ -45,6 +62,7 @@ struct engine {
     const engine_registry *registry; /* borrowed */
     engine_alerts *alerts;           /* borrowed */
     judge *judge;                    /* owned */
+    strmap *devs;                    /* MN -> dev_sids, owned */
     engine_stats stats;
 };
 
@@ -140,7 +158,8 @@ int engine_create(const engine_options *opts, engine **out)
         free(e);
         return -ENOMEM;
     }
-    if (judge_create(&e->judge) != 0) {
+    if (judge_create(&e->judge) != 0 || strmap_create(&e->devs) != 0) {
+        judge_destroy(e->judge);
         storage_batch_destroy(e->batch);
         free(e);
         return -ENOMEM;
@@ -163,6 +182,7 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     storage_batch_destroy(e->batch);
     judge_destroy(e->judge);
+    strmap_destroy(e->devs, free);
     free(e->acks);
     pthread_mutex_destroy(&e->done_lock);
     free(e);
@@ -222,20 +242,63 @@ int engine_series_key(const char *mn, const char *code, int interval, char *buf,
     return n < 0 || (size_t)n >= len ? -ERANGE : n;
 }
 
+/* The series id of (mn, code, interval), created on first sight: 0 or a negative code. */
+static int series_of(engine *e, const char *mn, dev_sids **devp, const char *code, int iv,
+                     storage_sid *sid)
+{
+    dev_sids *d = *devp;
+    char padded[DEV_CODE_LEN];
+    size_t clen = strlen(code);
+    bool cacheable = clen < DEV_CODE_LEN;
+    if (cacheable) {
+        memset(padded, 0, sizeof padded);
+        memcpy(padded, code, clen);
+        for (uint32_t i = 0; d && i < d->n; i++)
+            if (d->s[i].iv == iv && memcmp(d->s[i].code, padded, DEV_CODE_LEN) == 0) {
+                *sid = d->s[i].sid;
+                return 0;
+            }
+    }
+    char key[256];
+    int rc = engine_series_key(mn, code, iv, key, sizeof key);
+    if (rc < 0 || (rc = storage_series_ensure(e->st, key, iv, sid)) != 0)
+        return rc;
+    if (!cacheable)
+        return 0;
+    if (!d || d->n == d->cap) {
+        uint32_t cap = d ? d->cap * 2 : 8;
+        dev_sids *g = realloc(d, sizeof *g + cap * sizeof g->s[0]);
+        if (!g)
+            return 0; /* not cached: found again through the catalog next time */
+        if (!d)
+            g->n = 0;
+        g->cap = cap;
+        if (strmap_put(e->devs, mn, g, NULL) != 0) { /* only a new key can fail */
+            free(g);
+            return 0;
+        }
+        *devp = d = g;
+    }
+    memcpy(d->s[d->n].code, padded, DEV_CODE_LEN);
+    d->s[d->n].iv = (uint8_t)iv;
+    d->s[d->n].sid = *sid;
+    d->n++;
+    return 0;
+}
+
 int engine_ingest(engine *e, const engine_upload *u, engine_ack_fn fn, void *arg)
 {
     if (!u->mn || !*u->mn || u->interval < 0 || u->interval >= STORAGE_NIV)
         return -EINVAL;
     if (reserve_ack(e) != 0)
         return -ENOMEM;
+    dev_sids *dev = strmap_get(e->devs, u->mn);
     for (size_t i = 0; i < u->nvalues; i++) {
         const engine_value *v = &u->values[i];
-        char key[256];
         storage_sid sid;
         if (v->pt.mask == 0)
             continue;
-        if (engine_series_key(u->mn, v->code, u->interval, key, sizeof key) < 0 ||
-            storage_series_ensure(e->st, key, u->interval, &sid) != 0) {
+        if (series_of(e, u->mn, &dev, v->code, u->interval, &sid) != 0) {
             e->stats.values_rejected++;
             continue;
         }
