@@ -124,20 +124,27 @@ uint64_t engine_detector_too_late(const engine_detector *d)
     return d->too_late;
 }
 
-/* Room for one more record, and for as many episodes as records. */
+/* Room for one more record, and for as many episodes as there can be after it: no more
+ * than the exceedance records, counting the new one. A national fleet has ~260,000 hourly
+ * detectors, most of which never see an exceedance, so both grow from small. */
 static int reserve(engine_detector *d)
 {
     size_t need = d->nrec + 1;
     if (need > d->caprec) {
-        size_t cap = d->caprec ? d->caprec * 2 : 64;
+        size_t cap = d->caprec ? d->caprec * 2 : 4;
         rec *r = realloc(d->recs, cap * sizeof *r);
         if (!r)
             return -ENOMEM;
         d->recs = r;
         d->caprec = cap;
     }
-    if (need > d->capep) {
-        size_t cap = d->caprec;
+    size_t need_ep = 1;
+    for (size_t i = 0; i < d->nrec; i++)
+        need_ep += d->recs[i].state == REC_EXCEED;
+    if (need_ep > d->capep || !d->eps) {
+        size_t cap = d->capep ? d->capep : 2;
+        while (cap < need_ep)
+            cap *= 2;
         engine_episode *a = realloc(d->eps, cap * sizeof *a);
         if (a)
             d->eps = a;
