@@ -16,11 +16,6 @@
 
 #include "series.h"
 
-bool query_flag_valid(uint8_t f)
-{
-    return f == 0 || f == 'N';
-}
-
 void query_limits_find(const engine_registry *reg, const char *key, int64_t from, int64_t to,
                        query_limits *x)
 {
@@ -89,13 +84,15 @@ typedef struct m4acc {
     storage_bucket *b;
     size_t n, max;
     int64_t from, w;
+    int64_t end;          /* last second of the current bucket (points come in time order) */
 } m4acc;
 
 static void m4_add(m4acc *a, int64_t ts, double v)
 {
-    int64_t s = a->from + (ts - a->from) / a->w * a->w;
     storage_bucket *b = a->n ? &a->b[a->n - 1] : NULL;
-    if (!b || b->start != s) {
+    if (!b || ts > a->end) {
+        int64_t s = a->from + (ts - a->from) / a->w * a->w;
+        a->end = s > INT64_MAX - a->w ? INT64_MAX : s + a->w - 1;
         if (a->n == a->max)
             return; /* cannot happen: max covers [from, to] */
         b = &a->b[a->n++];
@@ -223,7 +220,7 @@ int query_chart_compute(storage_reader *r, const engine_registry *reg, storage_s
     const query_limits *judge = iv == STORAGE_IV_HOUR || iv == STORAGE_IV_DAY ? &d->limits
                                                                               : NULL;
     if (rc == 0 && one_pass) {
-        m4acc m4 = {b, 0, max, from, w};
+        m4acc m4 = {b, 0, max, from, w, 0};
         rc = scan(r, sid, col, judge, from, to, d, &ecap, want_invalid, &icap, &m4);
         nb = m4.n;
     } else if (rc == 0) {

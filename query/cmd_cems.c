@@ -96,6 +96,103 @@ static void write_num_or_null(resp_writer *w, double v)
         resp_write_double(w, v);
 }
 
+/* The chart as one JSON document in a bulk string (FORMAT JSON): what a web front-end
+ * hands to its chart library as it is, and for any client one string to read instead of
+ * thousands of nested replies (the main cost of a chart reply to a client).
+ * {"key":..,"bucket":ms,"unit":..|null,"points":[[ms,v],..],"limits":[[from,to,v],..],
+ *  "exceedances":[[first,last,peak],..]} */
+static char *put_i64(char *p, int64_t v)
+{
+    return p + resp_format_i64(p, v);
+}
+
+static char *put_num(char *p, double v)
+{
+    if (!isfinite(v)) {
+        memcpy(p, "null", 4);
+        return p + 4;
+    }
+    return p + resp_format_double(v, p, 40);
+}
+
+/* A JSON string of s (keys and units: printable text; control bytes escaped). */
+static char *put_str(char *p, const char *s)
+{
+    *p++ = '"';
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            *p++ = '\\';
+            *p++ = (char)ch;
+        } else if (ch < 0x20) {
+            p += sprintf(p, "\\u%04x", ch);
+        } else {
+            *p++ = (char)ch;
+        }
+    }
+    *p++ = '"';
+    return p;
+}
+
+static void write_chart_json(resp_writer *o, const char *key, const query_chart_data *d)
+{
+    /* Bounds: a number is at most 40 bytes, a string 6 bytes a byte. */
+    size_t cap = 128 + 6 * strlen(key) + 6 * sizeof d->limits.unit +
+                 (d->n + d->limits.n + d->nexceed) * 3 * 44;
+    char *buf = malloc(cap), *p = buf;
+    if (!buf) {
+        o->oom = true;
+        return;
+    }
+    p += sprintf(p, "{\"key\":");
+    p = put_str(p, key);
+    p += sprintf(p, ",\"bucket\":");
+    p = put_i64(p, d->bucket * 1000);
+    p += sprintf(p, ",\"unit\":");
+    if (d->limits.unit[0])
+        p = put_str(p, d->limits.unit);
+    else
+        p += sprintf(p, "null");
+    p += sprintf(p, ",\"points\":[");
+    for (size_t i = 0; i < d->n; i++) {
+        *p++ = i ? ',' : '[';
+        if (i)
+            *p++ = '[';
+        p = put_i64(p, d->ts[i] * 1000);
+        *p++ = ',';
+        p = put_num(p, d->v[i]);
+        *p++ = ']';
+    }
+    p += sprintf(p, "],\"limits\":[");
+    for (size_t i = 0; i < d->limits.n; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '[';
+        p = put_i64(p, d->limits.seg[i].from * 1000);
+        *p++ = ',';
+        p = put_i64(p, d->limits.seg[i].to == INT64_MAX ? INT64_MAX
+                                                         : d->limits.seg[i].to * 1000);
+        *p++ = ',';
+        p = put_num(p, d->limits.seg[i].value);
+        *p++ = ']';
+    }
+    p += sprintf(p, "],\"exceedances\":[");
+    for (size_t i = 0; i < d->nexceed; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '[';
+        p = put_i64(p, d->exceed[i].start * 1000);
+        *p++ = ',';
+        p = put_i64(p, d->exceed[i].end * 1000);
+        *p++ = ',';
+        p = put_num(p, d->exceed[i].peak);
+        *p++ = ']';
+    }
+    p += sprintf(p, "]}");
+    resp_write_bulk(o, buf, (size_t)(p - buf));
+    free(buf);
+}
+
 static void cmd_cems_chart(query_client *c, size_t argc, const resp_arg *argv)
 {
     chart_ctx x;
@@ -105,6 +202,24 @@ static void cmd_cems_chart(query_client *c, size_t argc, const resp_arg *argv)
         resp_write_errorf(&c->out, "ERR CEMS: width must be 1 to %d pixels", CHART_MAX_PX);
         return;
     }
+    bool json = false;
+    if (argc != 5 && (argc != 7 || !resp_arg_ieq(&argv[5], "FORMAT") ||
+                      !((json = resp_arg_ieq(&argv[6], "JSON")) ||
+                        resp_arg_ieq(&argv[6], "RESP")))) {
+        resp_write_error(&c->out, "ERR CEMS: CEMS.CHART key from to width [FORMAT RESP|JSON]");
+        return;
+    }
+    /* A chart of data that has not changed since it was last drawn is answered from the
+     * reply cache; the stamp is read before the reader opens (cache.c). */
+    storage *st = c->srv->opts.storage;
+    storage_sid sid;
+    int col;
+    query_cache_req k;
+    uint64_t ver = 0, gen = c->srv->registry_gen, errors = c->out.errors;
+    bool cacheable = st && query_resolve_key(st, argv[1].ptr, argv[1].len, &sid, &col) == 0;
+    if (cacheable && query_cache_reply(c, argc, argv, sid, gen, &k, &ver))
+        return;
+    size_t start = c->out.len;
     if (open_range(c, argv, &x, key, sizeof key) != 0)
         return;
     query_chart_data d;
@@ -117,6 +232,10 @@ static void cmd_cems_chart(query_client *c, size_t argc, const resp_arg *argv)
         return;
     }
     resp_writer *o = &c->out;
+    if (json) {
+        write_chart_json(o, key, &d);
+        goto done;
+    }
     write_map_head(o, 6);
     resp_write_cstr(o, "key");
     resp_write_cstr(o, key);
@@ -144,7 +263,10 @@ static void cmd_cems_chart(query_client *c, size_t argc, const resp_arg *argv)
         resp_write_int(o, d.exceed[i].end * 1000);
         resp_write_double(o, d.exceed[i].peak);
     }
+done:
     query_chart_data_free(&d);
+    if (cacheable)
+        query_cache_keep(c, &k, ver, gen, start, errors);
 }
 
 /* ---- CEMS.TABLE ---------------------------------------------------------------------- */
@@ -325,8 +447,9 @@ static void cmd_cems_facility(query_client *c, size_t argc, const resp_arg *argv
 }
 
 const query_cmd query_cmds_cems[] = {
-    {"cems.chart", 5, QUERY_CMD_READONLY, cmd_cems_chart, "cems",
-     "A series reduced for a chart of the given width (M4), its limit and exceedances."},
+    {"cems.chart", -5, QUERY_CMD_READONLY, cmd_cems_chart, "cems",
+     "A series reduced for a chart of the given width (M4), its limit and exceedances; "
+     "FORMAT JSON: as one JSON document."},
     {"cems.facility", 2, QUERY_CMD_READONLY, cmd_cems_facility, "cems",
      "Find facilities by name, credit code, MN or region prefix."},
     {"cems.latest", -1, QUERY_CMD_READONLY, cmd_cems_latest, "cems",

@@ -313,6 +313,12 @@ static void cmd_info(query_client *c, size_t argc, const resp_arg *argv)
                 (unsigned long long)st->protocol_errors,
                 (unsigned long long)st->idle_closed, (unsigned long long)st->output_paused,
                 (unsigned long long)st->commands_offloaded);
+        uint64_t hits, misses;
+        size_t bytes;
+        query_cache_stats(s->cache, &hits, &misses, &bytes);
+        fprintf(f, "reply_cache_hits:%llu\r\nreply_cache_misses:%llu\r\n"
+                "reply_cache_bytes:%zu\r\n", (unsigned long long)hits,
+                (unsigned long long)misses, bytes);
         sep = "\r\n";
     }
     /* The daemon's metrics: what the metrics page shows, as INFO lines. */

@@ -264,6 +264,13 @@ static void ts_range(query_client *c, size_t argc, const resp_arg *argv, bool re
         reply_storage_error(c, rc);
         return;
     }
+    /* A range of a series that has not changed since the same request is answered from the
+     * reply cache (cache.c); on a worker thread too. */
+    query_cache_req k;
+    uint64_t ver, errors = c->out.errors;
+    if (query_cache_reply(c, argc, argv, sid, 0, &k, &ver))
+        return;
+    size_t start = c->out.len;
     /* Milliseconds to whole seconds inside [from, to]. */
     int64_t from_s = q.from_earliest ? INT64_MIN : -floor_div(-q.from_ms, 1000);
     int64_t to_s = q.to_latest ? INT64_MAX : floor_div(q.to_ms, 1000);
@@ -286,6 +293,7 @@ reply:
     else
         ts_write_samples(&c->out, &out, reverse, q.count);
     ts_samples_free(&out);
+    query_cache_keep(c, &k, ver, 0, start, errors);
     return;
 fail:
     ts_samples_free(&out);
@@ -323,8 +331,22 @@ static bool is_long_scan(query_client *c, size_t argc, const resp_arg *argv)
            LOOP_MAX_POINTS;
 }
 
+/* Answers from the reply cache when it can (before a thread hop costs more than the copy). */
+static bool cached(query_client *c, size_t argc, const resp_arg *argv)
+{
+    storage *st = c->srv->opts.storage;
+    storage_sid sid;
+    int col;
+    query_cache_req k;
+    uint64_t ver;
+    return st && query_resolve_key(st, argv[1].ptr, argv[1].len, &sid, &col) == 0 &&
+           query_cache_reply(c, argc, argv, sid, 0, &k, &ver);
+}
+
 static void cmd_ts_range(query_client *c, size_t argc, const resp_arg *argv)
 {
+    if (cached(c, argc, argv))
+        return;
     if (is_long_scan(c, argc, argv))
         query_client_offload(c, ts_range_fwd, argc, argv);
     else
@@ -333,6 +355,8 @@ static void cmd_ts_range(query_client *c, size_t argc, const resp_arg *argv)
 
 static void cmd_ts_revrange(query_client *c, size_t argc, const resp_arg *argv)
 {
+    if (cached(c, argc, argv))
+        return;
     if (is_long_scan(c, argc, argv))
         query_client_offload(c, ts_range_rev, argc, argv);
     else

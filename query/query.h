@@ -47,6 +47,9 @@ typedef struct query_options {
     size_t max_request_len;    /* bytes of one request; default 16 MiB */
     size_t max_output_len;     /* a client's unsent replies above this stop reading from it
                                   until they drain; default 4 MiB */
+    size_t cache_bytes;        /* replies of CEMS.CHART and TS.RANGE kept for repeated
+                                  requests (until their series changes); default 64 MiB,
+                                  SIZE_MAX: no cache */
     struct storage *storage;   /* the store the TS.* and CEMS.* commands read; may be NULL
                                   (they then answer with an error). Borrowed: it must
                                   outlive the server. */

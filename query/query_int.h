@@ -46,6 +46,43 @@ extern const query_cmd query_cmds_periods[]; /* cmd_periods.c: CEMS.DAILY, CEMS.
 struct query_labels;
 void query_labels_free(struct query_labels *l);
 
+/* ---- The reply cache (cache.c) -------------------------------------------------------- */
+
+typedef struct query_cache query_cache;
+
+/* The key of one request: its RESP version and arguments (the name case-folded). */
+typedef struct query_cache_req {
+    char buf[512];
+    size_t len;
+    uint64_t hash;
+    bool ok;             /* false: too long to cache */
+} query_cache_req;
+
+/* A cache holding up to budget bytes of replies. Thread-safe after creation. */
+int query_cache_create(size_t budget, query_cache **out);
+void query_cache_destroy(query_cache *c);
+void query_cache_key(query_cache_req *k, int proto, size_t argc, const resp_arg *argv);
+
+/* Appends the reply stored for k to w when it was stored with the same series version and
+ * registry generation: true. c may be NULL (no cache: false). */
+bool query_cache_get(query_cache *c, const query_cache_req *k, uint64_t version,
+                     uint64_t reg_gen, resp_writer *w);
+
+/* Keeps a copy of reply for k, computed from a reader opened after version was read. */
+void query_cache_put(query_cache *c, const query_cache_req *k, uint64_t version,
+                     uint64_t reg_gen, const char *reply, size_t rlen);
+void query_cache_stats(query_cache *c, uint64_t *hits, uint64_t *misses, size_t *bytes);
+
+/* For a command about one series (sid; reg_gen: the registry generation its reply depends
+ * on, 0 if none): fills k and *version (read now, before the caller opens its reader) and,
+ * when the cache holds the reply, appends it to c->out and returns true. */
+bool query_cache_reply(query_client *c, size_t argc, const resp_arg *argv, uint32_t sid,
+                       uint64_t reg_gen, query_cache_req *k, uint64_t *version);
+/* After the caller wrote its reply to c->out from offset start: keeps it for k, unless it
+ * was an error (c->out.errors grew past errors_before) or the writer ran out of memory. */
+void query_cache_keep(query_client *c, const query_cache_req *k, uint64_t version,
+                      uint64_t reg_gen, size_t start, uint64_t errors_before);
+
 struct query_client {
     union {
         uv_handle_t handle;
@@ -106,6 +143,8 @@ struct query_server {
     query_metrics_fn metrics_fn;            /* the daemon's metrics for INFO; NULL: none */
     void *metrics_arg;
     struct query_labels *labels; /* owned: label cache (series.h), built on first use */
+    query_cache *cache;          /* owned: replies of range commands; NULL when disabled */
+    uint64_t registry_gen;       /* bumped by query_server_set_registry */
     size_t ncmds;
 };
 

@@ -146,12 +146,20 @@ void resp_write_push(resp_writer *w, size_t n);
  * digits that read back exactly; inf, -inf and nan as such. */
 void resp_write_double(resp_writer *w, double v);
 
+/* A sample as RedisTimeSeries replies it: [timestamp integer, value], the value a simple
+ * string in RESP2 and a double in RESP3, formatted as resp_write_double does. */
+void resp_write_sample(resp_writer *w, int64_t ts, double v);
+
 /* A boolean: "#t"/"#f" in RESP3, the integers 1/0 in RESP2. */
 void resp_write_bool(resp_writer *w, bool v);
 
 /* Verbatim text ("=len\r\ntxt:..." in RESP3; a plain bulk string in RESP2). fmt is the
  * three-letter format: "txt" or "mkd". */
 void resp_write_verbatim(resp_writer *w, const char *fmt, const void *p, size_t len);
+
+/* Writes the decimal digits of v (with a '-' when negative, no NUL) at d, which needs 20
+ * bytes. Returns how many. */
+int resp_format_i64(char *d, int64_t v);
 
 /* Formats v as resp_write_double does; buf needs 32 bytes. Returns the length. */
 int resp_format_double(double v, char *buf, size_t len);

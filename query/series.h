@@ -123,8 +123,12 @@ void query_limits_find(const engine_registry *reg, const char *key, int64_t from
 double query_limit_at(const query_limits *l, int64_t t);
 double query_limit_min(const query_limits *l, int64_t a, int64_t b);
 
-/* Whether a data flag counts as valid for exceedance (N, or none sent). */
-bool query_flag_valid(uint8_t flag);
+/* Whether a data flag counts as valid for exceedance (N, or none sent). Inline: charts ask
+ * it of every point. */
+static inline bool query_flag_valid(uint8_t flag)
+{
+    return flag == 0 || flag == 'N';
+}
 
 typedef struct query_run {
     int64_t start, end;          /* first and last point (seconds) */

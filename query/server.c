@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,6 +41,7 @@ void query_options_default(query_options *o)
     o->max_inline_len = lim.max_inline_len;
     o->max_request_len = lim.max_request_len;
     o->max_output_len = 4u << 20;
+    o->cache_bytes = 64u << 20;
 }
 
 /* ---- Command table ------------------------------------------------------------------- */
@@ -171,6 +173,10 @@ int query_server_create(uv_loop_t *loop, const query_options *opts, query_server
         s->opts.max_output_len = d.max_output_len;
     if (!s->opts.unix_mode)
         s->opts.unix_mode = 0660;
+    if (!s->opts.cache_bytes)
+        s->opts.cache_bytes = d.cache_bytes;
+    if (s->opts.cache_bytes != SIZE_MAX && query_cache_create(s->opts.cache_bytes, &s->cache))
+        oom = true;
     s->port = -1;
     s->next_client_id = 1;
     s->started_ms = uv_now(loop);
@@ -178,6 +184,7 @@ int query_server_create(uv_loop_t *loop, const query_options *opts, query_server
     if (rc == 0)
         rc = uv_timer_init(loop, &s->idle_timer);
     if (rc != 0) {
+        query_cache_destroy(s->cache);
         free(s->cmds);
         free(s->host);
         free(s->unix_path);
@@ -327,6 +334,7 @@ void query_server_maybe_finish(query_server *s)
     query_close_cb cb = s->close_cb;
     void *arg = s->close_arg;
     query_labels_free(s->labels);
+    query_cache_destroy(s->cache);
     free(s->cmds);
     free(s->host);
     free(s->unix_path);
@@ -339,6 +347,7 @@ void query_server_maybe_finish(query_server *s)
 void query_server_set_registry(query_server *s, const struct engine_registry *reg)
 {
     s->registry = reg; /* the label cache notices the change on its next use */
+    s->registry_gen++; /* cached replies show the old limits */
 }
 
 void query_server_set_metrics(query_server *s, query_metrics_fn fn, void *arg)

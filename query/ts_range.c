@@ -295,15 +295,7 @@ void ts_bucketer_finish(ts_bucketer *bk)
 
 void ts_write_sample(resp_writer *w, int64_t ts_ms, double v)
 {
-    resp_write_array(w, 2);
-    resp_write_int(w, ts_ms);
-    if (w->proto == 3) {
-        resp_write_double(w, v);
-    } else {
-        char buf[40];
-        resp_format_double(v, buf, sizeof buf);
-        resp_write_simple(w, buf);
-    }
+    resp_write_sample(w, ts_ms, v);
 }
 
 void ts_write_samples(resp_writer *w, const ts_samples *s, bool reverse, int64_t count)

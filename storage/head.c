@@ -108,8 +108,43 @@ void storage__head_clear(storage *st)
     st->head_nvals = 0;
 }
 
+void storage__touch(storage *st, storage_sid sid)
+{
+    uint64_t v = ++st->data_seq;
+    if (sid > st->ver_cap) {
+        uint32_t cap = st->ver_cap ? st->ver_cap : 1024;
+        while (cap < sid)
+            cap *= 2;
+        uint64_t *a = realloc(st->ver, cap * sizeof *a);
+        if (!a) {
+            st->ver_floor = v; /* no room to say which: every series changed */
+            return;
+        }
+        memset(a + st->ver_cap, 0, (cap - st->ver_cap) * sizeof *a);
+        st->ver = a;
+        st->ver_cap = cap;
+    }
+    if (sid == 0)
+        st->ver_floor = v;
+    else
+        st->ver[sid - 1] = v;
+}
+
+uint64_t storage_series_version(storage *st, storage_sid sid)
+{
+    pthread_mutex_lock(&st->head_mu);
+    uint64_t v = st->ver_floor;
+    if (sid > 0 && sid <= st->ver_cap && st->ver[sid - 1] > v)
+        v = st->ver[sid - 1];
+    pthread_mutex_unlock(&st->head_mu);
+    return v;
+}
+
 void storage__head_free(storage *st)
 {
+    free(st->ver);
+    st->ver = NULL;
+    st->ver_cap = 0;
     free(st->head);
     free(st->head_active);
     free(st->head_pts);

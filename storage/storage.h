@@ -186,6 +186,12 @@ int storage_iter_open(storage_reader *r, storage_sid sid, int64_t from, int64_t 
 int storage_iter_next(storage_iter *it, storage_point *out);
 void storage_iter_close(storage_iter *it);
 
+/* A number that changes whenever a commit changes the points of sid (a write of any of its
+ * points, a retention run dropping chunks), for caches of results computed from them: equal
+ * numbers mean equal points. A reader opened after reading the number sees at least the
+ * points of that version. Numbers count from 0 at storage_open (in memory only). */
+uint64_t storage_series_version(storage *st, storage_sid sid);
+
 /* The newest point of sid: 0, or -ENOENT if the series has none. */
 int storage_latest(storage_reader *r, storage_sid sid, storage_point *out);
 

@@ -114,6 +114,10 @@ struct storage {
     size_t head_nvals, head_vals_cap;
     uint64_t head_points;
     uint64_t ckpt_gen;         /* bumped when head points move into chunks */
+    uint64_t *ver;             /* index sid - 1: data_seq when its points last changed */
+    uint32_t ver_cap;
+    uint64_t data_seq;         /* counts changes of points since open */
+    uint64_t ver_floor;        /* data_seq of the last change that may touch any series */
 
     /* durable counters (meta "counts"), changed only by the writer */
     uint64_t n_chunks, n_points, wal_points;
@@ -172,6 +176,9 @@ void storage__head_free(storage *st);
 /* Copies head points of sid with from <= ts <= to into a malloc'd array (*out, *n). */
 int storage__head_copy(storage *st, storage_sid sid, int64_t from, int64_t to,
                        storage_point **out, size_t *n);
+/* Called with head_mu held, after a commit that changed the points of sid (sid 0: of any
+ * series): gives it a new storage_series_version. */
+void storage__touch(storage *st, storage_sid sid);
 
 /* ---- batch.c */
 void storage__batch_point(const storage_batch *b, size_t i, storage_point *p);

@@ -208,6 +208,7 @@ static void group_post(storage *st, void *ctx)
         for (size_t i = 0; i < b->n; i++) { /* ENOMEM: the point stays in the log */
             const storage_bpoint *bp = &b->pts[i];
             storage__head_append(st, bp->sid, bp->ts, bp->mask, bp->flag, b->vals + bp->voff);
+            storage__touch(st, bp->sid);
         }
     }
 }
@@ -386,6 +387,9 @@ static void direct_post(storage *st, void *ctx)
     direct *d = ctx;
     storage__wctx_after_commit(&d->w);
     st->ckpt_gen++; /* readers holding older snapshots must renew them */
+    for (uint32_t s = d->s_lo; s <= d->s_hi; s++)
+        if (d->sid_start[s + 1] > d->sid_start[s])
+            storage__touch(st, s);
 }
 
 static void direct_reset(void *ctx)
@@ -494,6 +498,8 @@ static void retain_post(storage *st, void *ctx)
     st->n_chunks += (uint64_t)r->d_chunks;
     st->n_points += (uint64_t)r->d_points;
     st->ckpt_gen++;
+    if (r->d_chunks != 0)
+        storage__touch(st, 0);
 }
 
 static void retention(storage *st, storage_batch *job)

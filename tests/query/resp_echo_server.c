@@ -5,7 +5,7 @@
  *
  *   resp_echo_server [--token T] [--idle-ms N] [--max-clients N] [--max-bulk N]
  *                    [--max-output N] [--unix PATH] [--host H] [--store DIR]
- *                    [--demo-points N] [--registry FILE.json] [--cems]
+ *                    [--demo-points N] [--registry FILE.json] [--cems] [--no-cache]
  *
  * With --store, a store is opened (created) in DIR for the series commands, and when it holds
  * no series it is seeded with "DEMO:a21026:hour": 48 hourly points (or --demo-points N) from
@@ -139,6 +139,9 @@ int main(int argc, char **argv)
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
         if (strcmp(k, "--cems") == 0) {
             cems = true;
+            i--;
+        } else if (strcmp(k, "--no-cache") == 0) {
+            o.cache_bytes = SIZE_MAX;
             i--;
         } else if (strcmp(k, "--registry") == 0)
             registry_file = v;
