@@ -60,6 +60,8 @@ static const opt opts[] = {
     S("query", "token", query_token, "",
       "token clients must AUTH with; required when query.listen is not loopback"),
     I("query", "max_clients", query_max_clients, "10000", "most query connections at once"),
+    I("query", "cache_mb", query_cache_mb, "64",
+      "MiB of CEMS.CHART and TS.RANGE replies kept until their series changes; 0 = no cache"),
     S("metrics", "listen", metrics_listen, "127.0.0.1:9290",
       "address of the metrics page (HTTP GET /metrics, Prometheus text or OpenMetrics), "
       "host:port; empty = off; if it cannot bind, the daemon logs it and runs without"),

@@ -74,6 +74,7 @@ typedef struct engine_config {
     char query_unix[256];
     char query_token[256];
     int query_max_clients;
+    int query_cache_mb;
     char metrics_listen[256];
     char registry_files[1024];
     char alerts_subscriptions[1024];

@@ -199,6 +199,40 @@ static void write_series_head(resp_writer *w, const char *key)
 
 /* ---- TS.MRANGE / TS.MREVRANGE ------------------------------------------------------------ */
 
+/* One series of an MRANGE reply as RedisTimeSeries writes it: RESP2 [key, labels, samples];
+ * RESP3 key => [labels, {aggregators: [name...]}, samples], or for a GROUPBY group
+ * key => [labels, {reducers: [name]}, {sources: [key...]}, samples]. */
+static void write_mrange_head(resp_writer *w, const char *key, bool grouped)
+{
+    if (w->proto == 3) {
+        resp_write_cstr(w, key);
+        resp_write_array(w, grouped ? 4 : 3);
+    } else {
+        resp_write_array(w, 3);
+        resp_write_cstr(w, key);
+    }
+}
+
+static const char *const agg_names[] = {
+    [TS_AGG_AVG] = "avg",     [TS_AGG_SUM] = "sum",     [TS_AGG_MIN] = "min",
+    [TS_AGG_MAX] = "max",     [TS_AGG_RANGE] = "range", [TS_AGG_COUNT] = "count",
+    [TS_AGG_FIRST] = "first", [TS_AGG_LAST] = "last",   [TS_AGG_STD_P] = "std.p",
+    [TS_AGG_STD_S] = "std.s", [TS_AGG_VAR_P] = "var.p", [TS_AGG_VAR_S] = "var.s",
+};
+
+/* RESP3 only: the map naming the series' aggregator (none: an empty array). */
+static void write_aggregators(resp_writer *w, int agg)
+{
+    if (w->proto != 3)
+        return;
+    bool named = agg > TS_AGG_NONE && agg <= TS_AGG_VAR_S;
+    resp_write_map(w, 1);
+    resp_write_cstr(w, "aggregators");
+    resp_write_array(w, named);
+    if (named)
+        resp_write_cstr(w, agg_names[agg]);
+}
+
 typedef struct tv { int64_t ts; double v; } tv;
 
 static int tv_cmp(const void *x, const void *y)
@@ -290,12 +324,27 @@ static void write_groups(query_client *c, const mopts *m, const query_labels *l,
         }
         char key[700];
         snprintf(key, sizeof key, "%s=%s", gname, vals[g]);
-        write_series_head(w, key);
+        write_mrange_head(w, key, true);
+        /* The group's labels: its own, with (RESP2) __reducer__ and __source__; RESP3
+         * gives those two as maps of their own. */
         char text[5000];
-        snprintf(text, sizeof text, "%s=%s\n__reducer__=%s\n__source__=%s", gname, vals[g],
-                 m->reduce_name, src);
-        mopts all = {.withlabels = true};
-        write_labels(w, &all, text);
+        int tl = snprintf(text, sizeof text, "%s=%s", gname, vals[g]);
+        if (w->proto != 3 || m->nselected)
+            snprintf(text + tl, sizeof text - (size_t)tl, "\n__reducer__=%s\n__source__=%s",
+                     m->reduce_name, src);
+        write_labels(w, m, text);
+        if (w->proto == 3) {
+            resp_write_map(w, 1);
+            resp_write_cstr(w, "reducers");
+            resp_write_array(w, 1);
+            resp_write_cstr(w, m->reduce_name);
+            resp_write_map(w, 1);
+            resp_write_cstr(w, "sources");
+            resp_write_array(w, nm);
+            for (size_t i = 0; i < n; i++)
+                if (gi[i] == g)
+                    resp_write_cstr(w, query_labels_key(l, ids[i]));
+        }
         ts_write_samples(w, &out, reverse, count);
         ts_samples_free(&out);
     }
@@ -362,8 +411,9 @@ static void mrange(query_client *c, size_t argc, const resp_arg *argv, bool reve
         resp_writer *w = &c->out;
         w->proto == 3 ? resp_write_map(w, n) : resp_write_array(w, n);
         for (size_t i = 0; i < n; i++) {
-            write_series_head(w, query_labels_key(c->srv->labels, ids[i]));
+            write_mrange_head(w, query_labels_key(c->srv->labels, ids[i]), false);
             write_labels(w, &m, query_labels_text(c->srv->labels, ids[i]));
+            write_aggregators(w, q.agg);
             ts_write_samples(w, &res[i], reverse, q.count);
         }
     }

@@ -4,6 +4,7 @@
  * line in the log every minute. */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,6 +440,7 @@ static int start_servers(serve *sv)
         qo.unix_path = cfg->query_unix[0] ? cfg->query_unix : NULL;
         qo.auth_token = cfg->query_token[0] ? cfg->query_token : NULL;
         qo.max_clients = (uint32_t)cfg->query_max_clients;
+        qo.cache_bytes = cfg->query_cache_mb > 0 ? (size_t)cfg->query_cache_mb << 20 : SIZE_MAX;
         qo.storage = sv->st;
         int rc = query_server_create(sv->loop, &qo, &sv->query);
         if (rc == 0) {
