@@ -611,6 +611,149 @@ int engine_detector_encode(const engine_detector *d, uint8_t **out, size_t *len)
  * -ENOMEM. */
 int engine_detector_decode(const uint8_t *buf, size_t len, engine_detector **out);
 
+/* ---- Daily rows and episodes of stored data, for export and queries (daily.c) --------- */
+
+/* What the record database receives per outlet, pollutant and local day, and per exceedance
+ * episode: computed here, from plain arrays of stored points, so `plume export`, CEMS.DAILY
+ * and CEMS.EXCEEDANCES cannot disagree. engine_export_scan (export_scan.c) feeds these
+ * functions from one read snapshot of a store. */
+
+enum engine_row_source {
+    ENGINE_SOURCE_COMPUTED = 0, /* rolled up from the hourly values */
+    ENGINE_SOURCE_REPORTED = 1, /* the DAQ's own daily record (HJ 212 2031); no hours stored */
+};
+const char *engine_row_source_name(int source); /* "computed", "reported" */
+
+/* The unit of a factor code when no limit names one ("mg/m3", "%", "m3/s", "mg/L" ...);
+ * "" when unknown. */
+const char *engine_factor_unit(const char *code);
+
+/* The value a limit is judged on for period point p (the same rule as ingest's judgement):
+ * a measured-basis limit takes AVG; a ZS-basis limit takes ZSAVG when present, else AVG
+ * corrected with o2 (NaN: unknown) at the outlet's reference O2, else AVG when the outlet
+ * has no reference O2. NaN when it cannot be known. o may be NULL (no correction). */
+double engine_limit_judged_value(const storage_point *p, const engine_limit *lim,
+                                 const engine_outlet *o, double o2);
+
+/* The stored data of one pollutant of one outlet (or of an MN the registry does not know)
+ * over whole local days [from_day, to_day]. Arrays are sorted by ts, borrowed for the
+ * call; any may be empty. */
+typedef struct engine_daily_input {
+    const char *mn;                  /* the DAQ's MN */
+    const char *pollutant;           /* factor code, e.g. a21026 */
+    const engine_outlet *outlet;     /* NULL: not registered */
+    const engine_facility *facility; /* NULL: not registered */
+    const storage_point *hours;      /* the hourly series (reported, or hour.calc) */
+    size_t nhours;
+    const storage_point *days;       /* the DAQ's daily records */
+    size_t ndays;
+    const storage_point *o2;         /* the outlet's hourly O2 (a19001), for correction */
+    size_t no2;
+    const storage_point *flow;       /* the outlet's hourly flow (a00000 m3/s, w00000 L/s) */
+    size_t nflow;
+    int flow_unit;                   /* enum engine_flow_unit of flow */
+    int64_t from_day, to_day;        /* local day starts (UTC seconds), inclusive */
+} engine_daily_input;
+
+/* One outlet, pollutant and local day. Pointers are borrowed for the callback only. */
+typedef struct engine_daily_row {
+    int64_t day;                     /* local day start, UTC seconds */
+    const char *mn, *pollutant;
+    const engine_outlet *outlet;     /* NULL: not registered */
+    const engine_facility *facility; /* NULL: not registered */
+    const char *unit;                /* the limit's unit, else engine_factor_unit; "" */
+    int source;                      /* enum engine_row_source */
+    /* The roll-up: r.p.v/mask hold AVG MIN MAX COU and ZSAVG ZSMIN ZSMAX (ZS as sent, or
+     * corrected here from O2 at the outlet's reference); r.n_valid the valid hours;
+     * r.n_inputs the hours present; r.flag_count the hours per flag; r.valid the >= 20
+     * valid hours rule; r.p.flag the day's flag. For a reported row n_inputs and n_valid
+     * are 0, flag_count is empty and valid follows the record's flag. */
+    engine_period_result r;
+    double mass_kg;                  /* emission over the day's valid hours from flow (or
+                                        the sum of COU); NaN: unknown */
+    const engine_limit *limit;       /* the daily limit in force that day, else the hourly
+                                        one; NULL: none */
+    double judged;                   /* the day's value the limit applies to; NaN */
+    double multiple;                 /* (judged - limit) / limit for a valid day; NaN */
+    bool exceeds;                    /* valid, and judged > limit */
+} engine_daily_row;
+
+typedef int (*engine_daily_fn)(void *ud, const engine_daily_row *row);
+
+/* Calls fn for each local day of in's range that has hourly values (a computed row) or,
+ * failing that, a daily record (a reported row), in day order. reg may be NULL; ro NULL for
+ * the defaults (its medium and flow weighting are taken from the outlet). Allocates nothing
+ * for days of up to 64 points. Returns 0, the first non-zero value of fn, or -ENOMEM. */
+int engine_daily_rows(const engine_registry *reg, const engine_daily_input *in,
+                      const engine_rollup_opts *ro, engine_daily_fn fn, void *ud);
+
+/* One exceedance episode of an outlet's pollutant, judged on hours (kind HOUR, with the
+ * hourly limits) or on daily averages (kind DAY, with the daily limits). */
+typedef struct engine_episode_row {
+    const char *mn, *pollutant;
+    const engine_outlet *outlet;
+    const engine_facility *facility;
+    int kind;                        /* ENGINE_PERIOD_HOUR or ENGINE_PERIOD_DAY */
+    engine_episode ep;               /* start, end (last period start), count, peak ... */
+    int64_t end_excl;                /* the end of its last period */
+    const engine_limit *limit;       /* the limit at the peak */
+    uint8_t peak_flag;               /* the data flag of the peak period */
+    int state;                       /* ENGINE_ALERT_FIRING (may still grow: the data ends
+                                        with it) or ENGINE_ALERT_RESOLVED */
+    char alert_id[17];               /* the id alerts of this episode carry */
+} engine_episode_row;
+
+typedef int (*engine_episode_row_fn)(void *ud, const engine_episode_row *row);
+
+/* Judges in's hours (and its days, where daily limits are in force) with engine_detector,
+ * exactly as ingest does, and calls fn once per episode, by kind then start. Episodes are
+ * those of the data in the range: one that began before from_day starts at from_day here.
+ * Returns 0, the first non-zero value of fn, or -ENOMEM. */
+int engine_episode_rows(const engine_registry *reg, const engine_daily_input *in,
+                        const engine_rollup_opts *ro, engine_episode_row_fn fn, void *ud);
+
+/* ---- Scanning a store for export (export_scan.c) -------------------------------------- */
+
+/* Filters on the labels of an outlet and pollutant: facility, uscc, region, industry,
+ * outlet, medium, mn, pollutant. Terms are ANDed; a term "label=a,b" matches either value;
+ * "region" matches a prefix of the region code ("32" matches 320102). */
+#define ENGINE_FILTER_MAX_TERMS 16
+typedef struct engine_export_filter {
+    size_t nterms;
+    struct {
+        int label;
+        char values[256];   /* comma-separated alternatives */
+    } terms[ENGINE_FILTER_MAX_TERMS];
+} engine_export_filter;
+
+/* Adds "label=value[,value...]". -EINVAL with why naming the problem (an unknown label,
+ * no '=', an empty value), -ERANGE when full. */
+int engine_export_filter_add(engine_export_filter *f, const char *expr, char *why,
+                             size_t why_len);
+
+typedef struct engine_export_progress {
+    uint64_t series_done, series_total; /* pollutant series of the selected outlets */
+    uint64_t rows;
+} engine_export_progress;
+
+typedef struct engine_export_opts {
+    const engine_registry *reg;        /* may be NULL: MNs are then unregistered */
+    const engine_export_filter *filter; /* may be NULL */
+    int64_t from_day, to_day;          /* local day starts, inclusive */
+    const engine_rollup_opts *rollup;  /* NULL: defaults */
+    engine_daily_fn on_daily;          /* either or both may be set */
+    engine_episode_row_fn on_episode;
+    void *ud;
+    /* Called every 4,096 series and at the end; a non-zero return stops the scan. */
+    int (*on_progress)(void *ud, const engine_export_progress *p);
+} engine_export_opts;
+
+/* Walks every hourly series "MN:code:hour" (or "MN:code:hour.calc" when the DAQ's hourly
+ * series is absent) and daily series "MN:code:day" of the store, grouped by MN, through one
+ * reader r (one snapshot; the caller opens and closes it), and calls the callbacks per row.
+ * Returns 0, the first non-zero callback value, -ENOMEM or a storage error. */
+int engine_export_scan(storage *st, storage_reader *r, const engine_export_opts *o);
+
 /* ---- Data-quality findings (quality.c) ------------------------------------------------ */
 
 /* What regulators watch for besides exceedances: signs that monitoring is broken or
@@ -698,6 +841,9 @@ int engine_registry_load_files(engine_registry *r, const char *files, engine_imp
  * restore returns -ENOENT when none was saved. */
 int engine_registry_save(storage *st, const engine_registry *r);
 int engine_registry_restore(storage *st, engine_registry **out);
+/* restore through the caller's reader, so the registry comes from the same snapshot as the
+ * data read with it. */
+int engine_registry_read(storage_reader *rd, engine_registry **out);
 
 /* ---- HTTP client (http_client.c) ------------------------------------------------------ */
 

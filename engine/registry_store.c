@@ -84,19 +84,25 @@ int engine_registry_save(storage *st, const engine_registry *r)
     return rc;
 }
 
+int engine_registry_read(storage_reader *rd, engine_registry **out)
+{
+    void *val;
+    size_t len;
+    int rc = storage_kv_get(rd, "registry", REGISTRY_KEY, strlen(REGISTRY_KEY), &val, &len);
+    if (rc != 0)
+        return rc;
+    rc = engine_registry_decode(val, len, out);
+    free(val);
+    return rc;
+}
+
 int engine_registry_restore(storage *st, engine_registry **out)
 {
     storage_reader *rd;
     int rc = storage_reader_open(st, &rd);
     if (rc != 0)
         return rc;
-    void *val;
-    size_t len;
-    rc = storage_kv_get(rd, "registry", REGISTRY_KEY, strlen(REGISTRY_KEY), &val, &len);
+    rc = engine_registry_read(rd, out);
     storage_reader_close(rd);
-    if (rc != 0)
-        return rc;
-    rc = engine_registry_decode(val, len, out);
-    free(val);
     return rc;
 }

@@ -43,5 +43,6 @@ int cmd_stats(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_sources(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

@@ -18,6 +18,8 @@ static const cli_command commands[] = {
     {"check", "verify every chunk of a store", cmd_check},
     {"sources", "print the state of every polled source (Modbus, HTTP), as JSON lines", cmd_sources},
     {"registry", "import or show the registry of facilities, outlets and limits", cmd_registry},
+    {"export", "export daily averages or exceedance episodes: CSV, JSON Lines, PostgreSQL",
+     cmd_export},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
