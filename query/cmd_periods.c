@@ -1,9 +1,10 @@
 /* cmd_periods.c: CEMS.DAILY and CEMS.EXCEEDANCES, the two questions a regulator asks of the
  * stored hourly values: how did each outlet do on a given day, and when was each over its
- * limit. Both judge exactly as the engine does, by calling it: engine_rollup_day for a local
- * day (valid with at least 20 valid hours), engine_detector for exceedance episodes (runs of
- * consecutive valid hours over the limit in force), with the registry's limits and basis
- * (the oxygen-corrected column where the limit is on that basis and the series has it).
+ * limit. The rows are the engine's (engine/daily.c), the same `plume export` writes: a local
+ * day rolled up by the validity rules (valid with at least 20 valid hours), episodes from
+ * engine_detector (runs of consecutive valid hours over the limit in force), judged on the
+ * registry's limits and basis (oxygen-corrected as sent, or corrected from the outlet's O2).
+ * This file only selects the series and writes the replies.
  */
 #include <errno.h>
 #include <math.h>
@@ -61,18 +62,49 @@ static int parse_filter_tail(query_client *c, size_t argc, const resp_arg *argv,
     return 0;
 }
 
-/* The value a limit judges: the oxygen-corrected column for a ZS-basis limit when present. */
-static bool judged_value(const storage_point *p, const engine_limit *l, double *v)
+/* Reads the points of key's series in [from, to] into a growable array (*pts, *cap); the
+ * count, or a negative code. A series that does not exist has no points. */
+static long read_points(query_server *s, storage_reader *r, const char *key, int64_t from,
+                        int64_t to, storage_point **pts, size_t *cap)
 {
-    if (l && l->basis == ENGINE_BASIS_ZS && (p->mask & 1u << STORAGE_COL_ZSAVG)) {
-        *v = p->v[STORAGE_COL_ZSAVG];
-        return true;
+    storage_sid sid;
+    storage_iter *it = NULL;
+    if (storage_series_lookup(s->opts.storage, key, &sid) != 0)
+        return 0;
+    int rc = storage_iter_open(r, sid, from, to, &it);
+    size_t n = 0;
+    while (rc == 0) {
+        if (n == *cap) {
+            size_t c = *cap ? 2 * *cap : 64;
+            storage_point *p = realloc(*pts, c * sizeof *p);
+            if (!p) {
+                rc = -ENOMEM;
+                break;
+            }
+            *pts = p;
+            *cap = c;
+        }
+        if ((rc = storage_iter_next(it, &(*pts)[n])) == 1) {
+            rc = 0;
+            n++;
+        } else if (rc == 0) {
+            break;
+        }
     }
-    if (p->mask & 1u << STORAGE_COL_AVG) {
-        *v = p->v[STORAGE_COL_AVG];
-        return true;
-    }
-    return false;
+    storage_iter_close(it);
+    return rc < 0 ? rc : (long)n;
+}
+
+/* The outlet's hourly O2 over [from, to] when its pollutants are corrected (engine daily.c
+ * corrects with it, as ingest does); 0 points otherwise. */
+static long read_o2(query_server *s, storage_reader *r, const engine_outlet *o, int64_t from,
+                    int64_t to, storage_point **pts, size_t *cap)
+{
+    char key[160];
+    if (!o || isnan(o->o2_ref) ||
+        engine_series_key(o->mn, "a19001", STORAGE_IV_HOUR, key, sizeof key) < 0)
+        return 0;
+    return read_points(s, r, key, from, to, pts, cap);
 }
 
 /* ---- CEMS.DAILY ----------------------------------------------------------------------- */
@@ -84,7 +116,41 @@ typedef struct daily_ctx {
     int64_t day;                 /* local day start, UTC seconds */
     resp_writer body;
     size_t rows;
+    const char *key;
+    storage_point *o2;           /* scratch for the outlet's O2 */
+    size_t o2_cap;
 } daily_ctx;
+
+/* One row as the engine computes it (engine_daily_rows); CEMS.DAILY shows the daily limit. */
+static int daily_write(void *arg, const engine_daily_row *row)
+{
+    daily_ctx *x = arg;
+    const engine_limit *l = row->limit && row->limit->period == ENGINE_PERIOD_DAY ? row->limit
+                                                                                 : NULL;
+    const storage_point *p = &row->r.p;
+    double v = l ? row->judged : (p->mask & 1u << STORAGE_COL_AVG) ? p->v[STORAGE_COL_AVG] : NAN;
+    resp_writer *w = &x->body;
+    w->proto == 3 ? resp_write_map(w, 8) : resp_write_array(w, 16);
+    resp_write_cstr(w, "key");
+    resp_write_cstr(w, x->key);
+    resp_write_cstr(w, "value");
+    isnan(v) ? resp_write_null(w) : resp_write_double(w, v);
+    resp_write_cstr(w, "valid");
+    resp_write_bool(w, row->r.valid);
+    resp_write_cstr(w, "valid_hours");
+    resp_write_int(w, row->r.n_valid);
+    resp_write_cstr(w, "hours");
+    resp_write_int(w, row->r.n_inputs);
+    resp_write_cstr(w, "flag");
+    char flag[2] = {(char)p->flag, 0};
+    resp_write_cstr(w, flag);
+    resp_write_cstr(w, "limit");
+    l ? resp_write_double(w, l->value) : resp_write_null(w);
+    resp_write_cstr(w, "exceeds");
+    resp_write_bool(w, l && row->exceeds);
+    x->rows++;
+    return 0;
+}
 
 static int daily_one(void *arg, storage_sid sid, const char *key, const query_key *k,
                      const engine_outlet *o)
@@ -103,39 +169,17 @@ static int daily_one(void *arg, storage_sid sid, const char *key, const query_ke
         return rc;
     if (n == 0)
         return 0;
-    engine_rollup_opts ro;
-    engine_rollup_opts_init(&ro);
-    if (o)
-        ro.medium = o->medium;
-    engine_period_result res;
-    if ((rc = engine_rollup_day(pts, n, NULL, &ro, &res)) != 0)
-        return rc == -EINVAL ? 0 : rc;
-    const engine_limit *l = o ? engine_registry_limit_find(x->reg, o, k->code,
-                                                           ENGINE_PERIOD_DAY, x->day) : NULL;
-    double v = NAN;
-    bool have = judged_value(&res.p, l, &v);
-    bool over = have && res.valid && l && v > l->value;
-    resp_writer *w = &x->body;
-    w->proto == 3 ? resp_write_map(w, 8) : resp_write_array(w, 16);
-    resp_write_cstr(w, "key");
-    resp_write_cstr(w, key);
-    resp_write_cstr(w, "value");
-    have ? resp_write_double(w, v) : resp_write_null(w);
-    resp_write_cstr(w, "valid");
-    resp_write_bool(w, res.valid);
-    resp_write_cstr(w, "valid_hours");
-    resp_write_int(w, res.n_valid);
-    resp_write_cstr(w, "hours");
-    resp_write_int(w, res.n_inputs);
-    resp_write_cstr(w, "flag");
-    char flag[2] = {(char)res.p.flag, 0};
-    resp_write_cstr(w, flag);
-    resp_write_cstr(w, "limit");
-    l ? resp_write_double(w, l->value) : resp_write_null(w);
-    resp_write_cstr(w, "exceeds");
-    resp_write_bool(w, over);
-    x->rows++;
-    return 0;
+    long no2 = read_o2(x->c->srv, x->r, o, x->day, x->day + 86399, &x->o2, &x->o2_cap);
+    if (no2 < 0)
+        return (int)no2;
+    engine_daily_input in = {
+        .mn = k->mn, .pollutant = k->code, .outlet = o,
+        .facility = o ? engine_registry_facility(x->reg, o->facility_id) : NULL,
+        .hours = pts, .nhours = n, .o2 = x->o2, .no2 = (size_t)no2,
+        .from_day = x->day, .to_day = x->day,
+    };
+    x->key = key;
+    return engine_daily_rows(x->reg, &in, NULL, daily_write, x);
 }
 
 /* A local day: "YYYY-MM-DD", or any Unix ms inside it. */
@@ -179,6 +223,7 @@ static void cmd_cems_daily(query_client *c, size_t argc, const resp_arg *argv)
     if (rc == 0)
         rc = each_hourly(c, &f, daily_one, &x);
     storage_reader_close(x.r);
+    free(x.o2);
     if (x.body.oom || rc == -ENOMEM)
         c->out.oom = true;
     else if (rc != 0)
@@ -193,12 +238,44 @@ static void cmd_cems_daily(query_client *c, size_t argc, const resp_arg *argv)
 /* ---- CEMS.EXCEEDANCES ----------------------------------------------------------------- */
 
 typedef struct exc_ctx {
+    query_client *c;
     storage_reader *r;
     const engine_registry *reg;
     int64_t from, to;
     resp_writer body;
     size_t rows;
+    const char *key;
+    storage_point *hours, *o2;   /* scratch, grown as needed */
+    size_t hours_cap, o2_cap;
 } exc_ctx;
+
+/* One hourly episode as the engine judges it (engine_episode_rows). */
+static int exc_write(void *arg, const engine_episode_row *row)
+{
+    exc_ctx *x = arg;
+    if (row->kind != ENGINE_PERIOD_HOUR)
+        return 0;
+    resp_writer *w = &x->body;
+    w->proto == 3 ? resp_write_map(w, 8) : resp_write_array(w, 16);
+    resp_write_cstr(w, "key");
+    resp_write_cstr(w, x->key);
+    resp_write_cstr(w, "id");
+    resp_write_cstr(w, row->alert_id);
+    resp_write_cstr(w, "start");
+    resp_write_int(w, row->ep.start * 1000);
+    resp_write_cstr(w, "end");
+    resp_write_int(w, row->ep.end * 1000);
+    resp_write_cstr(w, "hours");
+    resp_write_int(w, row->ep.count);
+    resp_write_cstr(w, "peak");
+    resp_write_double(w, row->ep.peak_value);
+    resp_write_cstr(w, "limit");
+    resp_write_double(w, row->ep.peak_limit);
+    resp_write_cstr(w, "multiple");
+    resp_write_double(w, row->ep.peak_multiple);
+    x->rows++;
+    return 0;
+}
 
 static int exc_one(void *arg, storage_sid sid, const char *key, const query_key *k,
                    const engine_outlet *o)
@@ -206,58 +283,20 @@ static int exc_one(void *arg, storage_sid sid, const char *key, const query_key 
     exc_ctx *x = arg;
     if (!o)
         return 0; /* no outlet, no limit */
-    engine_detector_opts dopt;
-    engine_detector_opts_init(&dopt);
-    int64_t hours = (x->to - x->from) / 3600 + 2;
-    dopt.horizon = hours > 1000000 ? 1000000 : (uint32_t)hours;
-    engine_detector *d = NULL;
-    storage_iter *it = NULL;
-    storage_point p;
-    int rc = engine_detector_create(key, k->code, ENGINE_PERIOD_HOUR, &dopt, &d);
-    if (rc == 0)
-        rc = storage_iter_open(x->r, sid, x->from, x->to, &it);
-    while (rc == 0 && (rc = storage_iter_next(it, &p)) == 1) {
-        const engine_limit *l = engine_registry_limit_find(x->reg, o, k->code,
-                                                           ENGINE_PERIOD_HOUR, p.ts);
-        engine_period per = {.ts = p.ts, .limit = l ? l->value : NAN, .flag = p.flag,
-                             .valid = true};
-        if (!judged_value(&p, l, &per.value))
-            continue;
-        rc = engine_detector_feed(d, &per, NULL, NULL);
-        rc = rc == 1 ? 0 : rc;
-    }
-    storage_iter_close(it);
-    if (rc < 0) {
-        engine_detector_destroy(d);
-        return rc;
-    }
-    const engine_episode *eps;
-    size_t n = engine_detector_episodes(d, &eps);
-    resp_writer *w = &x->body;
-    for (size_t i = 0; i < n; i++) {
-        char id[17];
-        engine_episode_id_format(eps[i].id, id);
-        w->proto == 3 ? resp_write_map(w, 8) : resp_write_array(w, 16);
-        resp_write_cstr(w, "key");
-        resp_write_cstr(w, key);
-        resp_write_cstr(w, "id");
-        resp_write_cstr(w, id);
-        resp_write_cstr(w, "start");
-        resp_write_int(w, eps[i].start * 1000);
-        resp_write_cstr(w, "end");
-        resp_write_int(w, eps[i].end * 1000);
-        resp_write_cstr(w, "hours");
-        resp_write_int(w, eps[i].count);
-        resp_write_cstr(w, "peak");
-        resp_write_double(w, eps[i].peak_value);
-        resp_write_cstr(w, "limit");
-        resp_write_double(w, eps[i].peak_limit);
-        resp_write_cstr(w, "multiple");
-        resp_write_double(w, eps[i].peak_multiple);
-        x->rows++;
-    }
-    engine_detector_destroy(d);
-    return 0;
+    (void)sid;
+    long n = read_points(x->c->srv, x->r, key, x->from, x->to, &x->hours, &x->hours_cap);
+    long no2 = n > 0 ? read_o2(x->c->srv, x->r, o, x->from, x->to, &x->o2, &x->o2_cap) : 0;
+    if (n <= 0 || no2 < 0)
+        return n < 0 ? (int)n : (int)no2;
+    engine_daily_input in = {
+        .mn = k->mn, .pollutant = k->code, .outlet = o,
+        .facility = engine_registry_facility(x->reg, o->facility_id),
+        .hours = x->hours, .nhours = (size_t)n, .o2 = x->o2, .no2 = (size_t)no2,
+        .from_day = engine_period_start(ENGINE_PERIOD_DAY, x->from, ENGINE_CST_OFFSET_S),
+        .to_day = engine_period_start(ENGINE_PERIOD_DAY, x->to, ENGINE_CST_OFFSET_S),
+    };
+    x->key = key;
+    return engine_episode_rows(x->reg, &in, NULL, exc_write, x);
 }
 
 static int parse_ms_bound(const resp_arg *a, int64_t open_value, int64_t *s)
@@ -277,7 +316,7 @@ static void cmd_cems_exceedances(query_client *c, size_t argc, const resp_arg *a
 {
     storage *st = c->srv->opts.storage;
     qfilter f;
-    exc_ctx x = {.reg = (const engine_registry *)c->srv->registry};
+    exc_ctx x = {.c = c, .reg = (const engine_registry *)c->srv->registry};
     if (!st) {
         resp_write_error(&c->out, "ERR CEMS: this server has no store open");
         return;
@@ -299,6 +338,8 @@ static void cmd_cems_exceedances(query_client *c, size_t argc, const resp_arg *a
     if (rc == 0)
         rc = each_hourly(c, &f, exc_one, &x);
     storage_reader_close(x.r);
+    free(x.hours);
+    free(x.o2);
     if (x.body.oom || rc == -ENOMEM)
         c->out.oom = true;
     else if (rc != 0)
