@@ -353,7 +353,8 @@ static uint8_t flag_at(const storage_point *p, size_t n, int64_t ts)
 static int emit_episodes(const engine_registry *reg, const engine_daily_input *in, int kind,
                          ep_list *l, engine_episode_row_fn fn, void *ud)
 {
-    qsort(l->v, l->n, sizeof *l->v, ep_cmp);
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof *l->v, ep_cmp);
     int64_t step = kind == ENGINE_PERIOD_DAY ? DAY_S : 3600;
     for (size_t i = 0; i < l->n; i++) {
         engine_episode_row row = {

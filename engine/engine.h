@@ -750,8 +750,11 @@ typedef struct engine_export_opts {
 
 /* Walks every hourly series "MN:code:hour" (or "MN:code:hour.calc" when the DAQ's hourly
  * series is absent) and daily series "MN:code:day" of the store, grouped by MN, through one
- * reader r (one snapshot; the caller opens and closes it), and calls the callbacks per row.
- * Returns 0, the first non-zero callback value, -ENOMEM or a storage error. */
+ * reader r (one snapshot; the caller opens and closes it, and r is used on the calling
+ * thread only), and calls the callbacks per row, in catalog order. The callbacks run on a
+ * worker thread the scan starts (one at a time, never concurrently), while the calling
+ * thread reads ahead. Returns 0, the first non-zero callback value, -ENOMEM or a storage
+ * error. */
 int engine_export_scan(storage *st, storage_reader *r, const engine_export_opts *o);
 
 /* ---- Data-quality findings (quality.c) ------------------------------------------------ */

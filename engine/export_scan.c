@@ -6,10 +6,12 @@
  * usually share an MN, so the hash is consulted only when it changes), each outlet's O2 and
  * flow hours are read once, and then each pollutant's hours and daily records are read and
  * handed to daily.c. Every read goes through the caller's one reader, so the whole export
- * sees one snapshot of the store. Buffers grow once and are reused: nothing is allocated per
- * row.
+ * sees one snapshot of the store. Reading and computing overlap: the caller's thread reads
+ * batches of MNs while a worker thread rolls the previous batch up and calls the callbacks,
+ * so an export uses two cores. Batches are reused: nothing is allocated per row.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,17 +233,54 @@ static int catalog_load(storage *st, catalog *c)
     return rc;
 }
 
-/* ---- Reading ---------------------------------------------------------------------------- */
+/* ---- Reading: the caller's thread --------------------------------------------------------- */
 
-typedef struct buf {
-    storage_point *p;
-    size_t n, cap;
-} buf;
+/* What the worker needs of one MN: its outlet, its O2 and flow hours, and each selected
+ * pollutant's hours and days, as ranges of the batch's points. */
+typedef struct work_entry {
+    const entry *e;
+    size_t h_off, h_n, d_off, d_n;
+} work_entry;
 
-/* Reads the points of sid in [from, to] into b (emptied first; sid 0: none). */
-static int read_series(storage_reader *r, storage_sid sid, int64_t from, int64_t to, buf *b)
+typedef struct work_group {
+    const group *g;
+    const engine_outlet *out;
+    const engine_facility *fac;
+    int flow_unit;
+    size_t o2_off, o2_n, fl_off, fl_n;
+    size_t first, n;             /* its entries in the batch */
+} work_group;
+
+typedef struct batch {
+    storage_point *pts;
+    size_t npts, cap;
+    work_group *groups;
+    size_t ng, capg;
+    work_entry *ents;
+    size_t ne, cape;
+} batch;
+
+#define BATCH_POINTS (1u << 18)  /* hand a batch over once it holds this many points */
+#define BATCH_GROUPS 8192
+
+static void batch_clear(batch *b)
 {
-    b->n = 0;
+    b->npts = b->ng = b->ne = 0;
+}
+
+static void batch_free(batch *b)
+{
+    free(b->pts);
+    free(b->groups);
+    free(b->ents);
+}
+
+/* Appends the points of sid in [from, to] to b; *off and *n say where (sid 0: none). */
+static int read_series(storage_reader *r, storage_sid sid, int64_t from, int64_t to, batch *b,
+                       size_t *off, size_t *n)
+{
+    *off = b->npts;
+    *n = 0;
     if (!sid)
         return 0;
     storage_iter *it;
@@ -249,16 +288,17 @@ static int read_series(storage_reader *r, storage_sid sid, int64_t from, int64_t
     if (rc)
         return rc;
     for (;;) {
-        if (b->n == b->cap && grow((void **)&b->p, &b->cap, b->n + 1, sizeof *b->p)) {
+        if (b->npts == b->cap && grow((void **)&b->pts, &b->cap, b->npts + 1, sizeof *b->pts)) {
             rc = -ENOMEM;
             break;
         }
-        rc = storage_iter_next(it, &b->p[b->n]);
+        rc = storage_iter_next(it, &b->pts[b->npts]);
         if (rc <= 0)
             break;
-        b->n++;
+        b->npts++;
     }
     storage_iter_close(it);
+    *n = b->npts - *off;
     return rc;
 }
 
@@ -292,14 +332,71 @@ static void labels_of(const group *g, const engine_outlet *o, const engine_facil
     }
 }
 
-typedef struct scan {
-    storage_reader *r;
+typedef struct scan scan;
+
+/* Reads one MN's selected series into b (nothing when the filter leaves none). */
+static int read_group(scan *s, const engine_export_opts *o, const catalog *c, const group *g,
+                      storage_reader *r, int64_t from, int64_t to, batch *b)
+{
+    const engine_outlet *out = o->reg ? engine_registry_outlet_by_mn(o->reg, g->mn,
+                                                                    strlen(g->mn))
+                                      : NULL;
+    const engine_facility *fac = out ? engine_registry_facility(o->reg, out->facility_id)
+                                     : NULL;
+    group_labels gl;
+    labels_of(g, out, fac, &gl);
+    if (!filter_match(o->filter, &gl, -1))
+        return 0;
+    if (grow((void **)&b->groups, &b->capg, b->ng + 1, sizeof *b->groups))
+        return -ENOMEM;
+    work_group *w = &b->groups[b->ng];
+    *w = (work_group){.g = g, .out = out, .fac = fac, .flow_unit = ENGINE_FLOW_M3_S,
+                      .first = b->ne};
+    const entry *fe = NULL;
+    if (!out || out->medium == ENGINE_MEDIUM_GAS)
+        fe = find_code(c, g, GAS_FLOW_CODE);
+    if (!fe && (!out || out->medium == ENGINE_MEDIUM_WATER)) {
+        fe = find_code(c, g, WATER_FLOW_CODE);
+        w->flow_unit = ENGINE_FLOW_L_S;
+    }
+    int rc = read_series(r, hours_of(fe), from, to, b, &w->fl_off, &w->fl_n);
+    if (rc == 0)
+        rc = read_series(r, hours_of(find_code(c, g, O2_CODE)), from, to, b, &w->o2_off,
+                         &w->o2_n);
+    for (uint32_t k = g->first; rc == 0 && k; k = c->e[k - 1].next) {
+        const entry *e = &c->e[k - 1];
+        gl.v[FL_POLLUTANT] = e->code;
+        if (!filter_match(o->filter, &gl, FL_POLLUTANT))
+            continue;
+        if (grow((void **)&b->ents, &b->cape, b->ne + 1, sizeof *b->ents))
+            return -ENOMEM;
+        work_entry *we = &b->ents[b->ne];
+        we->e = e;
+        if ((rc = read_series(r, hours_of(e), from, to, b, &we->h_off, &we->h_n)) ||
+            (rc = read_series(r, e->day, from, to, b, &we->d_off, &we->d_n)))
+            break;
+        b->ne++;
+    }
+    w->n = b->ne - w->first;
+    b->ng++;
+    (void)s;
+    return rc;
+}
+
+/* ---- Computing and writing rows: the worker thread -------------------------------------- */
+
+/* Two batches go back and forth: the caller's thread reads the store into one (one reader,
+ * one snapshot: an LMDB read transaction belongs to the thread that opened it) while the
+ * worker rolls the other up and hands its rows to the callbacks. */
+struct scan {
     const engine_export_opts *o;
-    const catalog *c;
-    buf hours, days, o2, flow;
+    batch b[2];
+    int full[2];                 /* 1: handed to the worker; 2: the last one */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int rc;                      /* the first error of either side */
     engine_export_progress prog;
-    int64_t from, to;            /* seconds read: [from_day, to_day + 1 day) */
-} scan;
+};
 
 static int count_rows_daily(void *ud, const engine_daily_row *row)
 {
@@ -315,51 +412,67 @@ static int count_rows_episode(void *ud, const engine_episode_row *row)
     return s->o->on_episode(s->o->ud, row);
 }
 
-static int scan_group(scan *s, const group *g)
+static int compute_batch(scan *s, const batch *b)
 {
     const engine_export_opts *o = s->o;
-    const engine_outlet *out = o->reg ? engine_registry_outlet_by_mn(o->reg, g->mn,
-                                                                    strlen(g->mn))
-                                      : NULL;
-    const engine_facility *fac = out ? engine_registry_facility(o->reg, out->facility_id)
-                                     : NULL;
-    group_labels gl;
-    labels_of(g, out, fac, &gl);
-    if (!filter_match(o->filter, &gl, -1))
-        return 0;
-    const entry *fe = NULL;
-    int flow_unit = ENGINE_FLOW_M3_S;
-    if (!out || out->medium == ENGINE_MEDIUM_GAS)
-        fe = find_code(s->c, g, GAS_FLOW_CODE);
-    if (!fe && (!out || out->medium == ENGINE_MEDIUM_WATER)) {
-        fe = find_code(s->c, g, WATER_FLOW_CODE);
-        flow_unit = ENGINE_FLOW_L_S;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < b->ng; i++) {
+        const work_group *w = &b->groups[i];
+        for (size_t j = w->first; rc == 0 && j < w->first + w->n; j++) {
+            const work_entry *we = &b->ents[j];
+            engine_daily_input in = {
+                .mn = w->g->mn, .pollutant = we->e->code, .outlet = w->out,
+                .facility = w->fac, .hours = b->pts + we->h_off, .nhours = we->h_n,
+                .days = b->pts + we->d_off, .ndays = we->d_n, .o2 = b->pts + w->o2_off,
+                .no2 = w->o2_n, .flow = b->pts + w->fl_off, .nflow = w->fl_n,
+                .flow_unit = w->flow_unit, .from_day = o->from_day, .to_day = o->to_day,
+            };
+            if (o->on_daily)
+                rc = engine_daily_rows(o->reg, &in, o->rollup, count_rows_daily, s);
+            if (rc == 0 && o->on_episode)
+                rc = engine_episode_rows(o->reg, &in, o->rollup, count_rows_episode, s);
+            if (rc == 0 && ++s->prog.series_done % PROGRESS_EVERY == 0 && o->on_progress)
+                rc = o->on_progress(o->ud, &s->prog);
+        }
     }
-    int rc = read_series(s->r, hours_of(fe), s->from, s->to, &s->flow);
-    if (rc == 0)
-        rc = read_series(s->r, hours_of(find_code(s->c, g, O2_CODE)), s->from, s->to, &s->o2);
-    for (uint32_t k = g->first; rc == 0 && k; k = s->c->e[k - 1].next) {
-        const entry *e = &s->c->e[k - 1];
-        gl.v[FL_POLLUTANT] = e->code;
-        if (!filter_match(o->filter, &gl, FL_POLLUTANT))
-            continue;
-        if ((rc = read_series(s->r, hours_of(e), s->from, s->to, &s->hours)) ||
-            (rc = read_series(s->r, e->day, s->from, s->to, &s->days)))
-            break;
-        engine_daily_input in = {
-            .mn = g->mn, .pollutant = e->code, .outlet = out, .facility = fac,
-            .hours = s->hours.p, .nhours = s->hours.n, .days = s->days.p, .ndays = s->days.n,
-            .o2 = s->o2.p, .no2 = s->o2.n, .flow = s->flow.p, .nflow = s->flow.n,
-            .flow_unit = flow_unit, .from_day = o->from_day, .to_day = o->to_day,
-        };
-        if (o->on_daily && (rc = engine_daily_rows(o->reg, &in, o->rollup, count_rows_daily, s)))
-            break;
-        if (o->on_episode &&
-            (rc = engine_episode_rows(o->reg, &in, o->rollup, count_rows_episode, s)))
-            break;
-        if (++s->prog.series_done % PROGRESS_EVERY == 0 && o->on_progress)
-            rc = o->on_progress(o->ud, &s->prog);
+    return rc;
+}
+
+static void *worker(void *arg)
+{
+    scan *s = arg;
+    for (int i = 0;; i ^= 1) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->full[i] && s->rc == 0)
+            pthread_cond_wait(&s->cv, &s->mu);
+        int last = s->full[i] == 2;
+        bool stop = s->rc != 0;
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            return NULL;
+        int rc = compute_batch(s, &s->b[i]);
+        pthread_mutex_lock(&s->mu);
+        s->full[i] = 0;
+        if (rc && !s->rc)
+            s->rc = rc;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        if (last || rc)
+            return NULL;
     }
+}
+
+/* Hands batch i to the worker (last: no more follow) and waits until batch i ^ 1 is free. */
+static int hand_over(scan *s, int i, bool last)
+{
+    pthread_mutex_lock(&s->mu);
+    s->full[i] = last ? 2 : 1;
+    pthread_cond_broadcast(&s->cv);
+    while (s->full[i ^ 1] && s->rc == 0)
+        pthread_cond_wait(&s->cv, &s->mu);
+    int rc = s->rc;
+    pthread_mutex_unlock(&s->mu);
+    batch_clear(&s->b[i ^ 1]);
     return rc;
 }
 
@@ -389,22 +502,54 @@ static uint64_t count_selected(const engine_export_opts *o, const catalog *c)
     return n;
 }
 
+/* Reads every group into batches, handing each to the worker when full. */
+static int read_all(scan *s, const catalog *c, storage_reader *r)
+{
+    const engine_export_opts *o = s->o;
+    int64_t from = o->from_day, to = o->to_day + 86399;
+    int i = 0, rc = 0;
+    for (size_t gi = 0; rc == 0 && gi < c->ng; gi++) {
+        rc = read_group(s, o, c, &c->g[gi], r, from, to, &s->b[i]);
+        if (rc == 0 && (s->b[i].npts >= BATCH_POINTS || s->b[i].ng >= BATCH_GROUPS)) {
+            rc = hand_over(s, i, false);
+            i ^= 1;
+        }
+    }
+    if (rc != 0) { /* stop the worker */
+        pthread_mutex_lock(&s->mu);
+        if (!s->rc)
+            s->rc = rc;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        return rc;
+    }
+    return hand_over(s, i, true);
+}
+
 int engine_export_scan(storage *st, storage_reader *r, const engine_export_opts *o)
 {
     catalog c = {0};
-    scan s = {.r = r, .o = o, .c = &c, .from = o->from_day, .to = o->to_day + 86399};
+    scan s = {.o = o};
+    pthread_t th;
     int rc = catalog_load(st, &c);
     if (rc == 0) {
         s.prog.series_total = count_selected(o, &c);
-        for (size_t i = 0; rc == 0 && i < c.ng; i++)
-            rc = scan_group(&s, &c.g[i]);
+        pthread_mutex_init(&s.mu, NULL);
+        pthread_cond_init(&s.cv, NULL);
+        if (pthread_create(&th, NULL, worker, &s) != 0) {
+            rc = -EAGAIN;
+        } else {
+            int rrc = read_all(&s, &c, r);
+            pthread_join(th, NULL);
+            rc = s.rc ? s.rc : rrc;
+        }
+        pthread_cond_destroy(&s.cv);
+        pthread_mutex_destroy(&s.mu);
     }
     if (rc == 0 && o->on_progress)
         rc = o->on_progress(o->ud, &s.prog);
-    free(s.hours.p);
-    free(s.days.p);
-    free(s.o2.p);
-    free(s.flow.p);
+    batch_free(&s.b[0]);
+    batch_free(&s.b[1]);
     free(c.g);
     free(c.e);
     return rc;

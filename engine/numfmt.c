@@ -154,11 +154,84 @@ static bool reads_back(const char *text, double v)
     return memcmp(&w, &v, sizeof v) == 0;
 }
 
+/* Powers of ten as long doubles: exact up to 10^27 (5^27 < 2^64). */
+static const long double pow10_long[28] = {
+    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+    1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+    1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L,
+};
+
+/* The n-significant-digit decimal nearest v (1e-4 <= v < 1e15, 15 <= n <= 17) as r / 10^k.
+ * With a 64-bit mantissa, v * 10^k is off by under 0.006 of a unit, so the rounding is
+ * certain unless the fraction lies that close to one half: then false (caller falls back). */
+static bool round_digits(double v, int n, uint64_t *r, int *k)
+{
+    int e = (int)floor(log10(v));
+    for (int pass = 0; pass < 2; pass++) {
+        *k = n - 1 - e;
+        if (*k < 0 || *k > 27)
+            return false;
+        long double x = (long double)v * pow10_long[*k];
+        if (x < pow10_long[n - 1]) {
+            e--;
+            continue;
+        }
+        if (x >= pow10_long[n]) {
+            e++;
+            continue;
+        }
+        long double fl = floorl(x), frac = x - fl;
+        if (fabsl(frac - 0.5L) < 0.01L)
+            return false;
+        *r = (uint64_t)fl + (frac > 0.5L);
+        if (*r == (uint64_t)pow10_long[n]) { /* 9.99..95 rounds up to 10.0..0 */
+            *r /= 10;
+            (*k)--;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* Whether r / 10^k is exactly v: with r < 2^53 and k <= 22 one correctly rounded division
+ * gives what strtod gives (Clinger). -1 when that cannot be decided this way. */
+static int equals(uint64_t r, int k, double v)
+{
+    if (r >= (1ull << 53) || k < 0 || k > 22)
+        return -1;
+    return (double)r / pow10_exact[k] == v;
+}
+
+/* The shortest %.Ng for the values that need 16 or 17 digits (means, ratios: most of what
+ * the export prints), without printf or strtod; -1 when the value is outside its range or
+ * the slow search must decide (15 digits or fewer may do, or a tie is too close to call). */
+static int format_general_fast(double v, char *buf)
+{
+    uint64_t r;
+    int k, eq;
+    if (!(v >= 1e-4 && v < 1e15) || !round_digits(v, 15, &r, &k) || equals(r, k, v) != 0)
+        return -1;
+    if (!round_digits(v, 16, &r, &k) || (eq = equals(r, k, v)) < 0)
+        return -1;
+    if (!eq && !round_digits(v, 17, &r, &k))
+        return -1; /* 16 digits do not read back: the nearest 17 always do */
+    int n = format_fixed(r, k, buf);
+    while (k > 0 && buf[n - 1] == '0') /* %g drops trailing zeros */
+        n--, k--;
+    if (buf[n - 1] == '.')
+        n--;
+    buf[n] = '\0';
+    return n;
+}
+
 /* The shortest %.Ng (1 <= N <= 17) that reads back to v, into buf of cap bytes; v is finite
  * and non-negative. Reading back is monotone in N, so search down from 15 (most values) or
  * up to 17. */
 static int format_general(double v, char *buf, size_t cap)
 {
+    int fast = format_general_fast(v, buf);
+    if (fast > 0)
+        return fast;
     int n = snprintf(buf, cap, "%.15g", v);
     if (reads_back(buf, v)) {
         char tmp[ENGINE_DOUBLE_FMT_LEN];

@@ -195,7 +195,7 @@ static int pg_finish(export_writer *base)
     if (rc == 0)
         rc = exec(w, "COMMIT", "COMMIT");
     if (rc != 0)
-        PQexec(w->conn, "ROLLBACK"); /* nothing of the export remains */
+        PQclear(PQexec(w->conn, "ROLLBACK")); /* nothing of the export remains */
     else if (!w->quiet)
         fprintf(stderr, "plume export: %llu rows upserted into %s\n",
                 (unsigned long long)w->rows, base->t->sql_name);

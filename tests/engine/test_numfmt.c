@@ -179,8 +179,52 @@ static void test_format_round_trip(void)
     CHECK_EQ_INT(not_short, 0);
 }
 
+/* Values that need 16 or 17 digits (means of readings, ratios) take a fast path: it must
+ * print exactly what printf's shortest %.Ng prints. */
+static void test_format_long_values(void)
+{
+    int differ = 0, compared = 0;
+    char buf[ENGINE_DOUBLE_FMT_LEN], want[40];
+    for (int i = 0; i < 300000; i++) {
+        double v;
+        switch (i % 4) {
+        case 0: /* a mean of two-decimal readings */
+            v = (double)(int64_t)(next_rand() % 10000000) / 100 / (double)(1 + next_rand() % 48);
+            break;
+        case 1: /* a ratio */
+            v = (double)(next_rand() % 100000) / (double)(1 + next_rand() % 99991) - 0.5;
+            break;
+        case 2: /* any magnitude the fast path covers, and beyond */
+            v = ldexp((double)(next_rand() >> 11) / 9007199254740992.0, (int)(next_rand() % 70) - 20);
+            break;
+        default: /* near powers of ten and halfway digits */
+            v = pow(10, (double)(int)(next_rand() % 20) - 5) * (1 - ldexp(1, -(int)(next_rand() % 53)));
+            break;
+        }
+        engine_double_format(v, buf);
+        double a = fabs(v);
+        int n = 0;
+        for (int prec = 1; prec <= 17; prec++) {
+            n = snprintf(want, sizeof want, "%s%.*g", signbit(v) ? "-" : "", prec, a);
+            if (strtod(want, NULL) == v)
+                break;
+        }
+        /* engine_double_format prefers a plain decimal of <= 9 decimals when one reads
+         * back; compare only where %g is what it prints. */
+        if (strchr(want, 'e') || (strchr(want, '.') && strlen(strchr(want, '.')) - 1 <= 9))
+            continue;
+        compared++;
+        if (strcmp(buf, want) != 0 && differ++ < 5)
+            printf("# %.17g printed as %s, %%g: %s\n", v, buf, want);
+        (void)n;
+    }
+    CHECK_EQ_INT(differ, 0);
+    CHECK(compared > 150000);
+}
+
 int main(void)
 {
+    test_format_long_values();
     test_parse_known();
     test_parse_random();
     test_format_known();
