@@ -47,7 +47,8 @@ typedef struct mb_link {
     int link_timeouts;         /* requests in a row without an answer */
     int64_t link_retry_ms;     /* monotonic time before which no connect is tried */
     char link_error[128];
-    mb_devrt *devs;            /* per device schedule and breaker; owned */
+    mb_devrt *devs;            /* per device breaker; owned */
+    struct coll_sched *sched;  /* when each device is read (collectors/schedule.h); owned */
     uint64_t rng;
     mb_counters c;
 } mb_link;

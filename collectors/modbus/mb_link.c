@@ -29,9 +29,9 @@
 #include <unistd.h>
 
 #include "mb_int.h"
+#include "schedule.h"
 
 struct mb_devrt {
-    int64_t due_ms;           /* next read, monotonic */
     int64_t retry_ms;         /* down: no read before this */
     int fails;                /* failed reads in a row */
     int state;
@@ -48,10 +48,10 @@ int64_t mb_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t mono_us(void)
+static int64_t real_us(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
@@ -374,41 +374,43 @@ static modbus_t *new_context(const mb_endpoint *ep)
     return ctx;
 }
 
-void *mb_link_main(void *arg)
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The scheduler's fire callback: reads device id now (its slot was at slot_ms, wall clock),
+ * unless its circuit is open or it refused everything; then schedules its next slot. */
+static void on_fire(void *arg, uint32_t id, int64_t slot_ms)
 {
     mb_link *L = arg;
     const mb_endpoint *ep = L->ep;
-    uint32_t n = (uint32_t)ep->ndevices;
-    int64_t iv = ep->interval_ms, slot_us = (int64_t)iv * 1000 / n;
-    int64_t start = mb_mono_ms();
-    for (uint32_t i = 0; i < n; i++) /* evenly spread, jittered inside the first half of a slot */
-        L->devs[i].due_ms = start + (int64_t)i * iv / n + rand_below(L, slot_us / 2000 + 1);
-    uint32_t last_due = n - 1;
+    mb_devrt *d = &L->devs[id];
+    int64_t late_us = real_us() - slot_ms * 1000, now = mb_mono_ms();
+    if (late_us > (int64_t)ep->interval_ms * 1000)
+        ADD(late_cycles, 1); /* a slot or more was missed; the scheduler skips them */
+    if (d->nbad == ep->devices[id].tpl->nblocks || (d->state == MB_STATE_DOWN && now < d->retry_ms)) {
+        ADD(skipped, 1); /* refused everything, or its circuit is open */
+    } else {
+        if (d->state == MB_STATE_UP) /* what a healthy device waited */
+            record_lateness(L, late_us);
+        poll_device(L, id, d, now);
+    }
+    coll_sched_done(L->sched, id, 0);
+    if (ep->close_after_cycle && id == ep->ndevices - 1)
+        disconnect(L);
+}
+
+void *mb_link_main(void *arg)
+{
+    mb_link *L = arg;
     while (true) {
-        uint32_t i = 0;
-        for (uint32_t k = 1; k < n; k++)
-            if (L->devs[k].due_ms < L->devs[i].due_ms)
-                i = k;
-        mb_devrt *d = &L->devs[i];
-        if (!sleep_until(L, d->due_ms))
+        int64_t next = coll_sched_run(L->sched, real_ms());
+        int64_t wait = next == INT64_MAX ? 1000 : next - real_ms();
+        if (!sleep_until(L, mb_mono_ms() + (wait > 0 ? wait : 0)))
             break;
-        int64_t now_us = mono_us(), now = now_us / 1000;
-        int64_t due = d->due_ms;
-        d->due_ms += iv;
-        if (d->due_ms <= now) { /* more than an interval behind: skip, keep the phase */
-            d->due_ms += ((now - d->due_ms) / iv + 1) * iv;
-            ADD(late_cycles, 1);
-        }
-        if (d->nbad == ep->devices[i].tpl->nblocks ||
-            (d->state == MB_STATE_DOWN && now < d->retry_ms)) {
-            ADD(skipped, 1); /* refused everything, or its circuit is open */
-        } else {
-            if (d->state == MB_STATE_UP) /* what a healthy device waited */
-                record_lateness(L, now_us - due * 1000);
-            poll_device(L, i, d, now);
-        }
-        if (ep->close_after_cycle && i == last_due)
-            disconnect(L);
     }
     disconnect(L);
     return NULL;
@@ -425,7 +427,19 @@ int mb_link_init(mb_link *L)
             return -ENOMEM;
     }
     L->ctx = new_context(L->ep);
-    return L->ctx ? 0 : -ENOMEM;
+    if (!L->ctx)
+        return -ENOMEM;
+    /* The shared scheduler, owned by this link's thread alone (no loop: the thread runs it).
+     * One read at a time: the link is one connection. */
+    coll_sched_options so = {.fire = on_fire, .arg = L, .max_inflight = 1, .jitter = 0.5,
+                             .seed = next_rand(L)};
+    int rc = coll_sched_create(&so, &L->sched);
+    for (size_t i = 0; rc == 0 && i < L->ep->ndevices; i++) {
+        coll_sched_entry e = {.interval_ms = L->ep->interval_ms};
+        uint32_t id;
+        rc = coll_sched_add(L->sched, &e, &id);
+    }
+    return rc == 0 ? coll_sched_start(L->sched) : rc;
 }
 
 void mb_link_free(mb_link *L)
@@ -436,6 +450,8 @@ void mb_link_free(mb_link *L)
     free(L->devs);
     if (L->ctx)
         modbus_free(L->ctx);
+    coll_sched_destroy(L->sched);
+    L->sched = NULL;
     L->ctx = NULL;
     L->devs = NULL;
 }
