@@ -38,6 +38,7 @@ int storage__wctx_begin(storage_wctx *c, storage *st, MDB_txn *txn)
 void storage__wctx_free(storage_wctx *c)
 {
     chunk_buf_free(&c->arena);
+    chunk_buf_free(&c->pack);
     free(c->outs);
     free(c->tmp);
     free(c->old);
@@ -216,17 +217,189 @@ static int cmp_out(const void *a, const void *b)
                   STORAGE_CHUNK_KEY_LEN);
 }
 
+/* ---- packing the final append
+ *
+ * Appended keys fill LMDB leaf pages in order: a value that does not fit in what is left of
+ * the last page starts a new one (with MDB_APPEND the split moves nothing), and the rest of
+ * the old page stays empty. Chunk values of ~1 KB would waste a tenth of every page that
+ * way. So the append follows the page fill, and when a part would not fit but the room
+ * left is worth a part of its own, it re-encodes the part's points as a prefix that fills
+ * the room and a remainder that starts the next page. LMDB does not export its page
+ * layout; the constants below are those of its format (lmdb.h documents the page size
+ * only): a 16-byte page header, then per value a 2-byte index and an even-sized node of an
+ * 8-byte header, the key and the value, values beyond nodemax going to overflow pages.
+ * The fill is only a guess until the append starts a page of its own (the leaf page count
+ * tells): a wrong guess costs space, never correctness. */
+#define LMDB_PAGE_HDR 16
+#define LMDB_NODE_HDR 8
+#define PACK_MIN_ROOM 128 /* room below which a new part costs more than it fills */
+
+static size_t node_cost(const storage_wctx *c, size_t vlen)
+{
+    size_t sz = LMDB_NODE_HDR + STORAGE_CHUNK_KEY_LEN + vlen;
+    if (sz > c->node_max)
+        sz = LMDB_NODE_HDR + STORAGE_CHUNK_KEY_LEN + 8; /* a page number to the overflow */
+    return ((sz + 1) & ~(size_t)1) + 2;
+}
+
+static int pack_begin(storage_wctx *c)
+{
+    MDB_envinfo ei;
+    MDB_stat es, ts;
+    int rc = mdb_env_stat(c->st->env, &es);
+    if (rc == 0)
+        rc = mdb_env_info(c->st->env, &ei);
+    if (rc == 0)
+        rc = mdb_stat(c->txn, c->st->dbi_chunks, &ts);
+    if (rc)
+        return rc;
+    c->page_usable = es.ms_psize - LMDB_PAGE_HDR;
+    c->node_max = ((c->page_usable / 2) & ~(size_t)1) - 2;
+    c->leaf_pages = ts.ms_leaf_pages;
+    c->page_free = -1;
+    return 0;
+}
+
+/* Appends one value and follows the last page's fill. */
+static int pack_put(storage_wctx *c, const uint8_t *key, const void *data, size_t len)
+{
+    MDB_val k = {STORAGE_CHUNK_KEY_LEN, (void *)key}, v = {len, (void *)data};
+    int rc = mdb_cursor_put(c->cur, &k, &v, MDB_APPEND);
+    MDB_stat ts;
+    if (rc == 0)
+        rc = mdb_stat(c->txn, c->st->dbi_chunks, &ts);
+    if (rc)
+        return rc;
+    long cost = (long)node_cost(c, len);
+    if (ts.ms_leaf_pages != c->leaf_pages)
+        c->page_free = (long)c->page_usable - cost; /* the value opened a page */
+    else if (c->page_free >= 0)
+        c->page_free -= cost;
+    c->leaf_pages = ts.ms_leaf_pages;
+    return 0;
+}
+
+/* Encodes pts[0, k) into c->pack; its node cost goes to *cost. */
+static int pack_encode(storage_wctx *c, const storage_point *pts, size_t k, size_t *cost)
+{
+    c->pack.len = 0;
+    int rc = chunk_encode(pts, k, &c->pack);
+    *cost = rc ? 0 : node_cost(c, c->pack.len);
+    return rc;
+}
+
+/* The longest prefix of pts (found in a few encodings) whose node fits in room bytes,
+ * encoded into c->pack; *k = 0 when no prefix worth a part fits. */
+static int pack_prefix(storage_wctx *c, const storage_point *pts, size_t n, size_t full_cost,
+                       size_t room, size_t *k)
+{
+    size_t best = 0, last = 0, lo = 1, hi = n - 1, cost;
+    size_t guess = (size_t)((double)n * (double)room / (double)full_cost);
+    int rc;
+    *k = 0;
+    for (int tries = 0; tries < 8 && lo <= hi; tries++) {
+        if (guess < lo)
+            guess = lo;
+        if (guess > hi)
+            guess = hi;
+        if ((rc = pack_encode(c, pts, guess, &cost)))
+            return rc;
+        last = guess;
+        double per = (double)cost / (double)guess; /* bytes a point costs here */
+        if (cost <= room) {
+            best = guess;
+            lo = guess + 1;
+            if (room - cost < per * 4 + 8)
+                break; /* within a few points of full */
+            guess += (size_t)((double)(room - cost) / per * 0.9);
+        } else {
+            hi = guess - 1;
+            size_t over = (size_t)((double)(cost - room) / per) + 1;
+            guess = guess > over ? guess - over : 1;
+        }
+    }
+    if (best == 0)
+        return 0;
+    if (last != best && (rc = pack_encode(c, pts, best, &cost)))
+        return rc;
+    *k = best;
+    return 0;
+}
+
+/* Appends the points of one part (decoded from it), re-encoded to fill the room on the last
+ * page before starting the next; *part numbers the parts written. */
+static int pack_split(storage_wctx *c, uint8_t *key, const uint8_t *data, size_t len,
+                      uint32_t *part)
+{
+    chunk_info info;
+    int rc = chunk_info_read(data, len, &info);
+    if (rc == 0)
+        rc = reserve(&c->old, &c->old_cap, info.npoints);
+    size_t n = 0;
+    if (rc == 0)
+        rc = chunk_decode(data, len, c->old, info.npoints, &n);
+    const storage_point *pts = c->old;
+    size_t cost = node_cost(c, len); /* of the whole part, as encoded in data */
+    bool whole = true;               /* pts[0, n) is what data encodes */
+    c->d_chunks--;                   /* the part taken apart */
+    while (rc == 0 && n > 0) {
+        size_t k = 0, limit = node_cost(c, STORAGE_PART_MAX);
+        size_t room = c->page_free >= PACK_MIN_ROOM ? (size_t)c->page_free : limit;
+        if (n > 1 && cost > room && (rc = pack_prefix(c, pts, n, cost, room, &k)))
+            break;
+        if (k == 0 && n > 1 && cost > limit) { /* no part of the limit fits: halve */
+            k = n / 2;
+            if ((rc = pack_encode(c, pts, k, &cost)))
+                break;
+        } else if (k == 0) {
+            k = n;
+        }
+        if (*part > UINT16_MAX)
+            return -E2BIG;
+        key[12] = (uint8_t)(*part >> 8);
+        key[13] = (uint8_t)*part;
+        bool orig = whole && k == n; /* nothing re-encoded: data as it was */
+        if ((rc = pack_put(c, key, orig ? data : c->pack.data, orig ? len : c->pack.len)))
+            break;
+        c->d_chunks++;
+        (*part)++;
+        pts += k;
+        n -= k;
+        whole = false;
+        if (n && (rc = pack_encode(c, pts, n, &cost)))
+            break;
+    }
+    return rc;
+}
+
 int storage__wctx_finish(storage_wctx *c)
 {
-    if (c->nouts)
+    int rc = 0;
+    if (c->nouts) {
         qsort(c->outs, c->nouts, sizeof *c->outs, cmp_out);
-    for (size_t i = 0; i < c->nouts; i++) {
-        MDB_val k = {STORAGE_CHUNK_KEY_LEN, c->outs[i].key};
-        MDB_val v = {c->outs[i].len, c->arena.data + c->outs[i].off};
-        int rc = mdb_cursor_put(c->cur, &k, &v, MDB_APPEND);
-        if (rc)
-            return rc;
+        rc = pack_begin(c);
     }
+    uint32_t part = 0;
+    for (size_t i = 0; rc == 0 && i < c->nouts; i++) {
+        uint8_t *key = c->outs[i].key;
+        const uint8_t *data = c->arena.data + c->outs[i].off;
+        size_t len = c->outs[i].len;
+        if (i == 0 || memcmp(key, c->outs[i - 1].key, 12) != 0)
+            part = (uint32_t)(key[12] << 8 | key[13]); /* a new (window, series) */
+        long cost = (long)node_cost(c, len);
+        if (c->page_free >= PACK_MIN_ROOM && cost > c->page_free) {
+            rc = pack_split(c, key, data, len, &part);
+            continue;
+        }
+        if (part > UINT16_MAX)
+            return -E2BIG;
+        key[12] = (uint8_t)(part >> 8);
+        key[13] = (uint8_t)part;
+        part++;
+        rc = pack_put(c, key, data, len);
+    }
+    if (rc)
+        return rc;
     mdb_cursor_close(c->cur);
     c->cur = NULL;
     if (c->d_chunks == 0 && c->d_points == 0)

@@ -206,6 +206,10 @@ typedef struct storage_wctx {
     size_t tmp_cap;
     storage_point *old;    /* decoded existing parts */
     size_t old_cap;
+    chunk_buf pack;        /* re-encoded parts while packing the final append */
+    size_t page_usable, node_max;  /* LMDB leaf page geometry for packing */
+    size_t leaf_pages;     /* leaf pages of the chunks table after the last append */
+    long page_free;        /* bytes left on the last leaf page; -1: unknown */
     int64_t d_chunks, d_points;
     /* last-window updates to apply after commit */
     uint32_t *lw_sid;

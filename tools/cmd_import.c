@@ -3,7 +3,8 @@
  * Backfills and re-imports are large (years of hourly data for thousands of series), so the
  * import is a two-stage pipeline: this thread reads and parses lines into one batch while a
  * writer thread commits the previous batch with storage_write (the store writes big batches
- * straight into chunks). Each batch commits atomically and is durable when storage_write
+ * straight into chunks). Batches are large (DEFAULT_BATCH_POINTS) because one batch packs
+ * the store densest. Each batch commits atomically and is durable when storage_write
  * returns, so a crash leaves whole batches or nothing of them. Bad lines are counted and
  * skipped, the first few reported with file and line; the rest of the input imports. */
 #include <errno.h>
@@ -21,7 +22,12 @@
 #include "storage.h"
 
 #define READ_BUF_LEN (8u << 20)       /* bytes read at a time; also the longest line */
-#define DEFAULT_BATCH_POINTS 500000   /* points per committed batch */
+/* Points per committed batch: 8 Mi points, ~256 MiB. The store writes a batch window by
+ * window in key order, appending to the end of the chunk table where the windows are new
+ * and packing its pages full; batches whose windows interleave with what an earlier batch
+ * wrote must be merged into place instead, which leaves pages part empty. So a batch takes
+ * as much of the input as memory allows, and typical imports commit in one. */
+#define DEFAULT_BATCH_POINTS (8u << 20)
 #define MAX_REPORTED 10               /* bad lines reported one by one */
 
 /* Series key -> id, so each line costs a hash lookup rather than a catalog lookup. */
@@ -265,9 +271,10 @@ static void usage(FILE *f)
             "flag: one of N F M S D C T B (default N). Series are created as needed; their\n"
             "interval class comes from a :rtd, :min, :hour or :day field in the key (hour\n"
             "otherwise). Points commit in batches of N (default %d), each durable when\n"
-            "committed. Bad lines are skipped and counted; the first %d are reported.\n"
+            "committed; one batch packs the store densest. Bad lines are skipped and\n"
+            "counted; the first %d are reported.\n"
             "Prints one JSON line: {\"points\":N,\"series\":S,\"rejected\":R,\"seconds\":T}.\n",
-            DEFAULT_BATCH_POINTS, MAX_REPORTED);
+            (int)DEFAULT_BATCH_POINTS, MAX_REPORTED);
 }
 
 static double now_s(void)
@@ -327,7 +334,7 @@ int cmd_import(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *db = NULL;
-    long batch = DEFAULT_BATCH_POINTS;
+    long batch = (long)DEFAULT_BATCH_POINTS;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
