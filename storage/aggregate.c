@@ -11,10 +11,13 @@
 
 #include "storage_int.h"
 
+/* The buckets filled so far, in time order. They live in the caller's array until more
+ * than it holds are needed (then in a malloc'd copy, for the -ERANGE count). */
 typedef struct acc {
     storage_bucket *b;
     size_t n, cap;
     int64_t width, align;
+    storage_bucket *out; /* the caller's array; b == out until it overflows */
 } acc;
 
 static int64_t bucket_start(const acc *a, int64_t ts)
@@ -44,13 +47,16 @@ static storage_bucket *bucket_get(acc *a, int64_t s)
     }
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 64;
-        storage_bucket *nb = realloc(a->b, cap * sizeof *nb);
+        storage_bucket *nb = realloc(a->b == a->out ? NULL : a->b, cap * sizeof *nb);
         if (!nb)
             return NULL;
+        if (a->b == a->out && a->n)
+            memcpy(nb, a->out, a->n * sizeof *nb);
         a->b = nb;
         a->cap = cap;
     }
-    memmove(a->b + pos + 1, a->b + pos, (a->n - pos) * sizeof *a->b);
+    if (pos < a->n)
+        memmove(a->b + pos + 1, a->b + pos, (a->n - pos) * sizeof *a->b);
     memset(&a->b[pos], 0, sizeof a->b[pos]);
     a->b[pos].start = s;
     a->n++;
@@ -135,11 +141,62 @@ static bool head_overlaps(const storage_point *hp, size_t hn, int64_t a, int64_t
     return lo < hn && hp[lo].ts <= b;
 }
 
+/* Decoding space for one part: on the stack for parts of up to SCRATCH_POINTS points (every
+ * window of hourly, minute and daily data), malloc'd beyond. */
+#define SCRATCH_POINTS 2048
 typedef struct scratch {
     int64_t *ts;
     double *v;
     size_t cap;
+    bool heap;
 } scratch;
+
+static int scratch_reserve(scratch *s, size_t n)
+{
+    if (n <= s->cap)
+        return 0;
+    if (s->heap) {
+        free(s->ts);
+        free(s->v);
+    }
+    s->ts = malloc(n * sizeof *s->ts);
+    s->v = malloc(n * sizeof *s->v);
+    s->heap = true;
+    s->cap = s->ts && s->v ? n : 0;
+    return s->cap ? 0 : -ENOMEM;
+}
+
+/* Folds decoded points ts[i, hi) (in time order, all inside the range) bucket by bucket: one
+ * bucket lookup per bucket, not per point. */
+static int fold_run(acc *a, const int64_t *ts, const double *v, size_t i, size_t hi)
+{
+    while (i < hi) {
+        int64_t end = bucket_start(a, ts[i]);
+        end = end > INT64_MAX - a->width ? INT64_MAX : end + a->width;
+        double x = v[i];
+        chunk_agg g = {1, x, x * x, x, x, x, x, ts[i], ts[i], ts[i], ts[i]};
+        for (i++; i < hi && ts[i] < end; i++) {
+            x = v[i];
+            g.sum += x;
+            g.sumsq += x * x;
+            if (x < g.min || (isnan(g.min) && !isnan(x))) {
+                g.min = x;
+                g.min_ts = ts[i];
+            }
+            if (x > g.max || (isnan(g.max) && !isnan(x))) {
+                g.max = x;
+                g.max_ts = ts[i];
+            }
+            g.count++;
+        }
+        g.last = v[i - 1];
+        g.last_ts = ts[i - 1];
+        int rc = fold(a, &g);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
 
 static int add_part(acc *a, scratch *s, const MDB_val *val, int col, int64_t from, int64_t to,
                     const storage_point *hp, size_t hn)
@@ -154,23 +211,24 @@ static int add_part(acc *a, scratch *s, const MDB_val *val, int col, int64_t fro
     if (col == STORAGE_COL_AVG && !shadowed && info.first_ts >= from && info.last_ts <= to &&
         bucket_start(a, info.first_ts) == bucket_start(a, info.last_ts))
         return fold(a, &info.agg);
-    if (info.npoints > s->cap) {
-        free(s->ts);
-        free(s->v);
-        s->cap = info.npoints;
-        s->ts = malloc(s->cap * sizeof *s->ts);
-        s->v = malloc(s->cap * sizeof *s->v);
-        if (!s->ts || !s->v)
-            return -ENOMEM;
-    }
+    if ((rc = scratch_reserve(s, info.npoints)))
+        return rc;
     size_t n;
     rc = chunk_decode_col(val->mv_data, val->mv_size, col, s->ts, s->v, NULL, s->cap, &n);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (s->ts[i] < from || s->ts[i] > to || (shadowed && head_has(hp, hn, s->ts[i])))
-            continue;
-        rc = add(a, s->ts[i], s->v[i]);
+    if (rc)
+        return rc;
+    if (shadowed) { /* rare: points of this part were rewritten since it was sealed */
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            if (s->ts[i] >= from && s->ts[i] <= to && !head_has(hp, hn, s->ts[i]))
+                rc = add(a, s->ts[i], s->v[i]);
+        return rc;
     }
-    return rc;
+    size_t lo = 0, hi = n;
+    while (lo < hi && s->ts[lo] < from)
+        lo++;
+    while (hi > lo && s->ts[hi - 1] > to)
+        hi--;
+    return fold_run(a, s->ts, s->v, lo, hi);
 }
 
 int storage_aggregate(storage_reader *r, storage_sid sid, int col, int64_t from, int64_t to,
@@ -182,8 +240,10 @@ int storage_aggregate(storage_reader *r, storage_sid sid, int col, int64_t from,
         return -EINVAL;
     if (from > to)
         return 0;
-    acc a = {NULL, 0, 0, width_s, align};
-    scratch s = {NULL, NULL, 0};
+    acc a = {out, 0, max, width_s, align, out};
+    int64_t ts_space[SCRATCH_POINTS];
+    double v_space[SCRATCH_POINTS];
+    scratch s = {ts_space, v_space, SCRATCH_POINTS, false};
     MDB_txn *txn;
     bool own;
     storage_point *hp;
@@ -202,7 +262,7 @@ int storage_aggregate(storage_reader *r, storage_sid sid, int col, int64_t from,
             rc = add(&a, hp[i].ts, hp[i].v[col]);
     if (rc == 0) {
         size_t k = a.n < max ? a.n : max;
-        if (k)
+        if (k && a.b != out)
             memcpy(out, a.b, k * sizeof *out);
         *n = k;
         rc = a.n > max ? -ERANGE : 0;
@@ -210,8 +270,11 @@ int storage_aggregate(storage_reader *r, storage_sid sid, int col, int64_t from,
     if (own)
         mdb_txn_abort(txn);
     free(hp);
-    free(a.b);
-    free(s.ts);
-    free(s.v);
+    if (a.b != out)
+        free(a.b);
+    if (s.heap) {
+        free(s.ts);
+        free(s.v);
+    }
     return rc;
 }
