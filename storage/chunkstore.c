@@ -127,12 +127,13 @@ static int encode_parts(storage_wctx *c, storage_sid sid, int64_t w, const stora
     return encode_parts(c, sid, w, pts + h, n - h, part);
 }
 
-/* Reads and deletes the existing parts of (w, sid), decoding them into c->old. */
-static int take_existing(storage_wctx *c, storage_sid sid, int64_t w, size_t *nold)
+/* Reads the existing parts of (w, sid), decoding them into c->old; *nparts counts them. */
+static int read_existing(storage_wctx *c, storage_sid sid, int64_t w, size_t *nold,
+                         size_t *nparts)
 {
     uint8_t key[STORAGE_CHUNK_KEY_LEN];
     storage__chunk_key(key, w, sid, 0);
-    *nold = 0;
+    *nold = *nparts = 0;
     if (beyond_last(c, key))
         return 0;
     MDB_val k = {STORAGE_CHUNK_KEY_LEN, key}, v;
@@ -148,37 +149,73 @@ static int take_existing(storage_wctx *c, storage_sid sid, int64_t w, size_t *no
         if (rc)
             return rc;
         *nold += got;
-        c->d_chunks--;
-        c->d_points -= info.npoints;
-        if ((rc = mdb_cursor_del(c->cur, 0)))
-            return rc;
-        k.mv_size = STORAGE_CHUNK_KEY_LEN; /* seek again: the next part, if any */
-        k.mv_data = key;
-        rc = mdb_cursor_get(c->cur, &k, &v, MDB_SET_RANGE);
+        (*nparts)++;
+        rc = mdb_cursor_get(c->cur, &k, &v, MDB_NEXT);
     }
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Deletes the nparts parts of (w, sid), holding nold points. */
+static int delete_existing(storage_wctx *c, storage_sid sid, int64_t w, size_t nold,
+                           size_t nparts)
+{
+    uint8_t key[STORAGE_CHUNK_KEY_LEN];
+    storage__chunk_key(key, w, sid, 0);
+    MDB_val k = {STORAGE_CHUNK_KEY_LEN, key}, v;
+    int rc = mdb_cursor_get(c->cur, &k, &v, MDB_SET_RANGE);
+    for (size_t i = 0; rc == 0 && i < nparts; i++) {
+        if ((rc = mdb_cursor_del(c->cur, 0)))
+            return rc;
+        if (i + 1 < nparts) { /* seek again: the next part */
+            k.mv_size = STORAGE_CHUNK_KEY_LEN;
+            k.mv_data = key;
+            rc = mdb_cursor_get(c->cur, &k, &v, MDB_SET_RANGE);
+        }
+    }
+    c->d_chunks -= (int64_t)nparts;
+    c->d_points -= (int64_t)nold;
+    return rc;
+}
+
+static bool same_point(const storage_point *a, const storage_point *b)
+{
+    if (a->ts != b->ts || a->mask != b->mask || a->flag != b->flag)
+        return false;
+    for (int col = 0; col < STORAGE_NCOLS; col++)
+        if ((a->mask >> col & 1) && memcmp(&a->v[col], &b->v[col], sizeof(double)) != 0)
+            return false;
+    return true;
 }
 
 static int write_window(storage_wctx *c, storage_sid sid, int64_t w, const storage_point *pts,
                         size_t n)
 {
-    size_t nold;
-    int rc = take_existing(c, sid, w, &nold);
+    size_t nold, nparts;
+    int rc = read_existing(c, sid, w, &nold, &nparts);
     if (rc)
         return rc;
     if (nold) { /* merge: the new points win on equal timestamps */
         if ((rc = reserve(&c->tmp, &c->tmp_cap, nold + n)))
             return rc;
         size_t i = 0, j = 0, k = 0;
+        bool changed = false;
         while (i < nold || j < n) {
             if (j == n || (i < nold && c->old[i].ts < pts[j].ts)) {
                 c->tmp[k++] = c->old[i++];
             } else {
                 if (i < nold && c->old[i].ts == pts[j].ts)
-                    i++;
+                    changed |= !same_point(&c->old[i++], &pts[j]);
+                else
+                    changed = true;
                 c->tmp[k++] = pts[j++];
             }
         }
+        /* Points written again as they are (a re-import, a resend) leave the window as it
+         * is: rewriting it would copy its pages for nothing, and the file would grow. */
+        if (!changed)
+            return 0;
+        if ((rc = delete_existing(c, sid, w, nold, nparts)))
+            return rc;
         pts = c->tmp;
         n = k;
     }

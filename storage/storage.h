@@ -171,6 +171,11 @@ int storage_submit(storage *st, storage_batch *b, storage_commit_cb cb, void *ar
  * nothing of the batch is stored. */
 int storage_write(storage *st, storage_batch *b);
 
+/* Like storage_write, but writes the points straight into chunks (after sealing the head)
+ * whatever the batch size: for bulk loads such as imports, whose points would otherwise
+ * pass through the write-ahead log only to be sealed from it at close. */
+int storage_write_direct(storage *st, storage_batch *b);
+
 /* Waits until everything submitted so far is durable. */
 int storage_sync(storage *st);
 

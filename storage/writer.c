@@ -655,7 +655,7 @@ int storage_submit(storage *st, storage_batch *b, storage_commit_cb cb, void *ar
     return rc;
 }
 
-int storage_write(storage *st, storage_batch *b)
+static int write_wait(storage *st, storage_batch *b, bool into_chunks)
 {
     if (st->read_only)
         return -EROFS;
@@ -664,7 +664,7 @@ int storage_write(storage *st, storage_batch *b)
     b->cb = waiter_signal;
     b->arg = &w;
     b->borrowed = true;
-    b->direct = b->n >= STORAGE_DIRECT_MIN;
+    b->direct = into_chunks;
     b->kind = STORAGE_JOB_BATCH;
     int rc = storage__enqueue(st, b);
     if (rc == 0)
@@ -673,6 +673,16 @@ int storage_write(storage *st, storage_batch *b)
         waiter_signal(&w, rc), waiter_wait(&w);
     storage_batch_clear(b);
     return rc;
+}
+
+int storage_write(storage *st, storage_batch *b)
+{
+    return write_wait(st, b, b->n >= STORAGE_DIRECT_MIN);
+}
+
+int storage_write_direct(storage *st, storage_batch *b)
+{
+    return write_wait(st, b, b->n > 0);
 }
 
 static int run_job(storage *st, int kind, int64_t now)

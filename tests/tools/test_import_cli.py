@@ -196,6 +196,16 @@ def test_import_dump(work):
     r = plume("check", "--db", db)
     check(r.returncode == 0, "check passes on a healthy store", r.stdout + r.stderr)
 
+    # Importing the same file again changes nothing, the file's size included.
+    sizes = [(st.get("points"), st.get("file_bytes"))]
+    for _ in range(4):
+        r = plume("import", "--db", db, path)
+        s = json.loads(plume("stats", "--db", db).stdout or "{}")
+        sizes.append((s.get("points"), s.get("file_bytes")))
+    check(r.returncode == 0 and all(z == sizes[0] for z in sizes)
+          and sizes[0][0] == len(pts) + 1, "re-importing the same points leaves the store as "
+          "it was", sizes)
+
     for cmd in ["import", "dump", "stats", "check"]:
         r = plume(cmd, "--help")
         check(r.returncode == 0 and "usage: plume " + cmd in r.stdout, cmd + " --help")
