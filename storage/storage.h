@@ -236,15 +236,17 @@ int storage_kv_scan(storage_reader *r, const char *table, const void *from, size
 
 typedef struct storage_stats {
     uint64_t series;
-    uint64_t points;        /* points in chunks and in the write-ahead log */
+    uint64_t points;        /* distinct points, in chunks or not yet sealed */
     uint64_t chunks;
-    uint64_t wal_points;    /* points not yet sealed into chunks */
+    uint64_t wal_points;    /* distinct points not yet sealed into chunks (in the log) */
     uint64_t file_bytes;    /* bytes the database files occupy on disk (as du counts) */
     uint64_t map_size;      /* current LMDB map size */
     uint64_t map_used;      /* bytes of the map in use (last page used x page size) */
     uint64_t commits;       /* write transactions committed since open */
     uint64_t commit_us_total; /* their total duration, microseconds */
 } storage_stats;
+/* Fills *out. Counting the unsealed points decodes the chunks they fall in, so the cost
+ * grows with the number of series holding unsealed points. */
 int storage_get_stats(storage *st, storage_stats *out);
 
 /* Sets how long points of an interval class are kept (seconds; 0 = forever, the default).

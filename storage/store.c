@@ -283,6 +283,94 @@ static uint64_t file_blocks(const char *path)
     return stat(path, &sb) == 0 ? (uint64_t)sb.st_blocks * 512u : 0;
 }
 
+/* Counts the head points of sid (*n) and those of them whose timestamp chunks also hold
+ * (*dup): points written again and not sealed yet. */
+static int head_overlap(storage_reader *r, storage_sid sid, storage_point **buf, size_t *cap,
+                        uint64_t *n, uint64_t *dup)
+{
+    MDB_txn *txn;
+    bool own;
+    storage_point *hp;
+    size_t hn;
+    *n = *dup = 0;
+    int rc = storage__view(r, sid, INT64_MIN, INT64_MAX, &txn, &own, &hp, &hn);
+    if (rc)
+        return rc;
+    *n = hn;
+    storage_walk w;
+    MDB_val v;
+    size_t h = 0;
+    rc = hn ? storage__walk_open(&w, r->st, txn, sid, hp[0].ts, hp[hn - 1].ts) : 0;
+    while (hn && rc == 0 && (rc = storage__walk_next(&w, &v)) == 1) {
+        chunk_info info;
+        size_t got;
+        if ((rc = chunk_info_read(v.mv_data, v.mv_size, &info)))
+            break;
+        if (info.last_ts < hp[h].ts)
+            continue;
+        if (info.npoints > *cap) {
+            storage_point *p = realloc(*buf, info.npoints * sizeof *p);
+            if (!p) {
+                rc = -ENOMEM;
+                break;
+            }
+            *buf = p;
+            *cap = info.npoints;
+        }
+        if ((rc = chunk_decode(v.mv_data, v.mv_size, *buf, *cap, &got)))
+            break;
+        for (size_t i = 0; i < got && h < hn;) { /* both in time order */
+            if ((*buf)[i].ts < hp[h].ts) {
+                i++;
+            } else {
+                *dup += (*buf)[i].ts == hp[h].ts;
+                h++;
+            }
+        }
+        if (h == hn) {
+            rc = 0;
+            break;
+        }
+    }
+    if (hn)
+        storage__walk_close(&w);
+    if (own)
+        mdb_txn_abort(txn);
+    free(hp);
+    return rc < 0 ? rc : 0;
+}
+
+/* Distinct points not yet sealed (*head) and how many of them chunks hold too (*dup). */
+static int head_points(storage *st, uint64_t *head, uint64_t *dup)
+{
+    *head = *dup = 0;
+    pthread_mutex_lock(&st->head_mu);
+    uint32_t na = st->nactive;
+    uint32_t *sids = na ? malloc(na * sizeof *sids) : NULL;
+    if (sids)
+        memcpy(sids, st->head_active, na * sizeof *sids);
+    pthread_mutex_unlock(&st->head_mu);
+    if (na && !sids)
+        return -ENOMEM;
+    storage_reader *r = NULL;
+    int rc = na ? storage_reader_open(st, &r) : 0;
+    storage_point *buf = NULL;
+    size_t cap = 0;
+    for (uint32_t i = 0; rc == 0 && i < na; i++) {
+        uint64_t n, d;
+        rc = head_overlap(r, sids[i], &buf, &cap, &n, &d);
+        *head += n;
+        *dup += d;
+    }
+    storage_reader_close(r);
+    free(buf);
+    free(sids);
+    return rc;
+}
+
+/* Points counts come from the durable counters of the chunks plus the head, less the head
+ * points the chunks also hold: a point written again (a resend, a re-import through the log)
+ * is one point, not two, until it is sealed. */
 int storage_get_stats(storage *st, storage_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -303,10 +391,14 @@ int storage_get_stats(storage *st, storage_stats *out)
     out->map_size = info.me_mapsize;
     out->map_used = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
     out->series = storage_series_count(st);
+    uint64_t head, dup;
+    int rc = head_points(st, &head, &dup);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&st->head_mu); /* the writer updates the counters under head_mu */
     out->chunks = st->n_chunks;
-    out->wal_points = st->wal_points;
-    out->points = st->n_points + st->wal_points;
+    out->wal_points = head;
+    out->points = st->n_points + head - dup;
     out->commits = st->commits;
     out->commit_us_total = st->commit_us;
     pthread_mutex_unlock(&st->head_mu);

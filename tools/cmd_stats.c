@@ -11,7 +11,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: plume stats --db DIR\n\n"
             "Prints one JSON object about the store in DIR:\n"
-            "  series, points (in chunks and in the write-ahead log), chunks, wal_points,\n"
+            "  series, points (distinct: sealed in chunks or still in the write-ahead log),\n"
+            "  chunks, wal_points (points not yet sealed),\n"
             "  file_bytes (disk space of the database files, as du counts),\n"
             "  bytes_per_point (file_bytes / points), map_size and map_used (bytes).\n");
 }
