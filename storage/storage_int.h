@@ -49,6 +49,7 @@ struct storage_batch {
     bool direct;   /* write points straight into chunks */
     int kind;      /* STORAGE_JOB_* */
     int64_t now;   /* retention: the reference time */
+    uint64_t queued_us; /* when it was queued (monotonic) */
     struct storage_batch *next;
 };
 
@@ -132,6 +133,7 @@ struct storage {
     pthread_mutex_t queue_mu;
     pthread_cond_t queue_cv;
     storage_batch *qhead, *qtail;
+    uint64_t commit_interval_us; /* longest a submitted batch waits for more to join it */
     bool closing;
     bool test_no_seal; /* tests: close without sealing the head */
 };

@@ -213,6 +213,8 @@ int storage_open(const char *dir, const storage_options *opts, storage **out)
     pthread_mutex_init(&st->queue_mu, NULL);
     pthread_cond_init(&st->queue_cv, NULL);
     st->read_only = opts && opts->read_only;
+    st->commit_interval_us =
+        1000u * (opts && opts->commit_interval_ms ? opts->commit_interval_ms : 2u);
     for (int i = 0; opts && opts->kv_tables && opts->kv_tables[i]; i++) {
         size_t l = strlen(opts->kv_tables[i]);
         if (i >= STORAGE_KV_MAX || l == 0 || l > 32) {

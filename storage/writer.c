@@ -4,7 +4,9 @@
  *
  * - group commit: consecutive small batches become one transaction holding their key/value
  *   operations, new catalog records and one write-ahead-log record with all their points;
- *   after the commit the points enter the head and the callbacks run (status 0);
+ *   submitted batches wait up to the commit interval (storage_options.commit_interval_ms)
+ *   for more to join them, unless a caller is blocked on one; after the commit the points
+ *   enter the head and the callbacks run (status 0);
  * - direct write: a large storage_write batch (imports) is sorted by series and time and
  *   written straight into chunks, bypassing the log;
  * - checkpoint: when the head holds many points (and at close) its points are sealed into
@@ -516,10 +518,47 @@ static void retention(storage *st, storage_batch *job)
 
 /* ---- the thread */
 
+/* A group of submitted batches may wait for more to join it (fewer, larger commits under
+ * load) while none of them has a caller blocked on it and it has room. */
+static bool group_may_wait(const storage *st, storage_batch *const *jobs, size_t n,
+                           size_t npoints)
+{
+    if (n == 0 || n >= 256 || npoints >= STORAGE_GROUP_MAX_POINTS)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i]->cb == waiter_signal) /* storage_write, storage_sync */
+            return false;
+    return true;
+}
+
+/* Waits until commit_interval after the group's first batch was queued for more batches;
+ * returns them, or NULL when the time is up (or the store closes) with none queued. */
+static storage_batch *wait_for_more(storage *st, const storage_batch *first)
+{
+    uint64_t deadline = first->queued_us + st->commit_interval_us;
+    pthread_mutex_lock(&st->queue_mu);
+    for (;;) {
+        uint64_t now = storage__now_us();
+        if (st->qhead || st->closing || now >= deadline)
+            break;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until); /* the condition variable's clock */
+        uint64_t ns = (uint64_t)until.tv_nsec + (deadline - now) * 1000u;
+        until.tv_sec += (time_t)(ns / 1000000000u);
+        until.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&st->queue_cv, &st->queue_mu, &until);
+    }
+    storage_batch *list = st->qhead;
+    st->qhead = st->qtail = NULL;
+    pthread_mutex_unlock(&st->queue_mu);
+    return list;
+}
+
 static void process(storage *st, storage_batch *list)
 {
     storage_batch *jobs[256];
     size_t n = 0, npoints = 0;
+again:
     while (list) {
         storage_batch *b = list;
         list = b->next;
@@ -543,6 +582,8 @@ static void process(storage *st, storage_batch *list)
             direct_write(st, b);
         }
     }
+    if (group_may_wait(st, jobs, n, npoints) && (list = wait_for_more(st, jobs[0])))
+        goto again;
     if (n)
         group_commit(st, jobs, n);
 }
@@ -621,6 +662,7 @@ void storage__writer_stop(storage *st)
 int storage__enqueue(storage *st, storage_batch *b)
 {
     b->next = NULL;
+    b->queued_us = storage__now_us();
     pthread_mutex_lock(&st->queue_mu);
     if (st->closing) {
         pthread_mutex_unlock(&st->queue_mu);
