@@ -12,7 +12,9 @@
  *
  * The table is direct-mapped (a new entry replaces the one in its slot) with a byte budget:
  * past it, entries are dropped in slot order from a moving hand. One mutex guards it; the
- * loop thread and worker threads both use it, and a hit holds it only for one copy.
+ * loop thread and worker threads both use it. A hit takes a reference to the stored bytes
+ * and, when the client has nothing else to send, hands them to the socket without copying
+ * (the copy was a quarter of a hit's cost with 50 clients).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -24,12 +26,21 @@
 
 #define CACHE_SLOTS 4096 /* power of two */
 
+/* A stored reply. An entry holds one reference, and so does a write in flight that sends
+ * it without a copy (query_client_send_blob); the last one frees it. refs is guarded by the
+ * cache's mutex. */
+struct query_blob {
+    size_t refs;
+    size_t len;
+    char data[];
+};
+
 typedef struct cache_entry {
     uint64_t hash;
     uint64_t version, reg_gen;
     char *key;           /* owned: the request bytes */
     size_t klen;
-    char *reply;         /* owned: the encoded reply */
+    query_blob *reply;   /* one reference */
     size_t rlen;
 } cache_entry;
 
@@ -58,7 +69,8 @@ static void drop(query_cache *c, cache_entry *e)
         return;
     c->used -= e->klen + e->rlen;
     free(e->key);
-    free(e->reply);
+    if (--e->reply->refs == 0)
+        free(e->reply);
     memset(e, 0, sizeof *e);
 }
 
@@ -104,39 +116,62 @@ void query_cache_key(query_cache_req *k, int proto, size_t argc, const resp_arg 
     k->hash = h;
 }
 
-bool query_cache_get(query_cache *c, const query_cache_req *k, uint64_t version,
-                     uint64_t reg_gen, resp_writer *w)
+query_blob *query_cache_get(query_cache *c, const query_cache_req *k, uint64_t version,
+                           uint64_t reg_gen)
 {
     if (!c || !k->ok)
-        return false;
-    bool hit = false;
+        return NULL;
+    query_blob *b = NULL;
     pthread_mutex_lock(&c->mu);
     cache_entry *e = &c->slot[k->hash & (CACHE_SLOTS - 1)];
     if (e->key && e->hash == k->hash && e->klen == k->len && e->version == version &&
         e->reg_gen == reg_gen && memcmp(e->key, k->buf, k->len) == 0) {
-        resp_write_raw(w, e->reply, e->rlen);
-        hit = true;
+        b = e->reply;
+        b->refs++;
         c->hits++;
-    } else {
-        c->misses++;
     }
     pthread_mutex_unlock(&c->mu);
-    return hit;
+    return b;
+}
+
+void query_cache_release(query_cache *c, query_blob *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&c->mu);
+    bool last = --b->refs == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (last)
+        free(b);
+}
+
+const char *query_blob_data(const query_blob *b, size_t *len)
+{
+    *len = b->len;
+    return b->data;
 }
 
 void query_cache_put(query_cache *c, const query_cache_req *k, uint64_t version,
                      uint64_t reg_gen, const char *reply, size_t rlen)
 {
-    if (!c || !k->ok || k->len + rlen > c->budget / 8)
+    if (!c || !k->ok)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->misses++; /* counted here: a command may look up twice (before a thread hop) */
+    pthread_mutex_unlock(&c->mu);
+    if (k->len + rlen > c->budget / 8)
         return; /* one entry may take an eighth of the budget at most */
-    char *key = malloc(k->len), *copy = malloc(rlen);
+    char *key = malloc(k->len);
+    query_blob *copy = malloc(sizeof *copy + rlen);
     if (!key || !copy) {
         free(key);
         free(copy);
         return;
     }
     memcpy(key, k->buf, k->len);
-    memcpy(copy, reply, rlen);
+    copy->refs = 1;
+    copy->len = rlen;
+    memcpy(copy->data, reply, rlen);
     pthread_mutex_lock(&c->mu);
     cache_entry *e = &c->slot[k->hash & (CACHE_SLOTS - 1)];
     drop(c, e);
@@ -169,7 +204,16 @@ bool query_cache_reply(query_client *c, size_t argc, const resp_arg *argv, stora
 {
     *version = storage_series_version(c->srv->opts.storage, sid);
     query_cache_key(k, c->out.proto, argc, argv);
-    return query_cache_get(c->srv->cache, k, *version, reg_gen, &c->out);
+    query_blob *b = query_cache_get(c->srv->cache, k, *version, reg_gen);
+    if (!b)
+        return false;
+    /* Sent as it is when nothing else waits to go out (the usual request and reply);
+     * otherwise copied behind what does. */
+    if (!query_client_send_blob(c, b)) {
+        resp_write_raw(&c->out, b->data, b->len);
+        query_cache_release(c->srv->cache, b);
+    }
+    return true;
 }
 
 void query_cache_keep(query_client *c, const query_cache_req *k, uint64_t version,

@@ -120,6 +120,10 @@ static void on_write(uv_write_t *req, int status)
 {
     query_client *c = req->data;
     c->writing = false;
+    if (c->wblob) {
+        query_cache_release(c->srv->cache, c->wblob);
+        c->wblob = NULL;
+    }
     if (c->closing)
         return;
     if (status < 0) {
@@ -171,6 +175,22 @@ static void flush(query_client *c)
 void query_client_flush(query_client *c)
 {
     flush(c);
+}
+
+bool query_client_send_blob(query_client *c, query_blob *b)
+{
+    if (c->is_shadow || c->closing || c->writing || c->out.len > 0 || c->out.oom)
+        return false;
+    size_t len;
+    const char *data = query_blob_data(b, &len);
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, &c->h.stream, &buf, 1, on_write) != 0)
+        return false;
+    c->writing = true;
+    c->wblob = b;
+    c->wlen = len; /* counts as unsent output until the write is done */
+    return true;
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
@@ -417,6 +437,7 @@ void query_client_offload(query_client *c, query_cmd_fn fn, size_t argc, const r
     o->argc = argc;
     o->argv = argv;
     o->shadow.srv = c->srv;
+    o->shadow.is_shadow = true;
     o->shadow.id = c->id;
     o->shadow.authed = c->authed;
     resp_writer_init(&o->shadow.out, c->out.proto);

@@ -63,10 +63,15 @@ int query_cache_create(size_t budget, query_cache **out);
 void query_cache_destroy(query_cache *c);
 void query_cache_key(query_cache_req *k, int proto, size_t argc, const resp_arg *argv);
 
-/* Appends the reply stored for k to w when it was stored with the same series version and
- * registry generation: true. c may be NULL (no cache: false). */
-bool query_cache_get(query_cache *c, const query_cache_req *k, uint64_t version,
-                     uint64_t reg_gen, resp_writer *w);
+/* A stored reply, reference-counted: valid until query_cache_release. */
+typedef struct query_blob query_blob;
+const char *query_blob_data(const query_blob *b, size_t *len);
+
+/* The reply stored for k when it was stored with the same series version and registry
+ * generation (a reference the caller releases), or NULL. c may be NULL (no cache). */
+query_blob *query_cache_get(query_cache *c, const query_cache_req *k, uint64_t version,
+                            uint64_t reg_gen);
+void query_cache_release(query_cache *c, query_blob *b);
 
 /* Keeps a copy of reply for k, computed from a reader opened after version was read. */
 void query_cache_put(query_cache *c, const query_cache_req *k, uint64_t version,
@@ -103,6 +108,8 @@ struct query_client {
     bool blocked;                /* a command runs on a worker thread: no reading, no
                                     parsing (its arguments live in rbuf and the parser) */
     bool handle_closed;          /* the close callback ran; memory waits for the worker */
+    bool is_shadow;              /* the stand-in a worker thread writes to (no socket) */
+    query_blob *wblob;           /* the cached reply the write in flight sends, or NULL */
     struct query_subs *subs;     /* owned: channels and patterns subscribed (pubsub.c) */
     char name[64];               /* CLIENT SETNAME; "" when unset */
     char lib_name[32], lib_ver[32];
@@ -163,6 +170,11 @@ void query_client_close(query_client *c);
 
 /* client.c: hands c's gathered output to a write (for messages pushed between requests). */
 void query_client_flush(query_client *c);
+
+/* client.c: when c has nothing else to send (no write in flight, no reply gathered) and is a
+ * connection of the loop thread, writes b's bytes straight from b, keeps the reference until
+ * the write is done, and returns true; otherwise false and b stays the caller's. */
+bool query_client_send_blob(query_client *c, query_blob *b);
 
 /* pubsub.c: subscriptions of a client (channels plus patterns); freeing them; glob
  * matching as Redis' PSUBSCRIBE patterns. */
