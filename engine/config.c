@@ -5,6 +5,7 @@
  * missing from another. */
 #include <errno.h>
 #include <ini.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 
 #include "engine.h"
 
-enum opt_type { T_STR, T_INT, T_BOOL, T_DURATION };
+enum opt_type { T_STR, T_INT, T_BOOL, T_DURATION, T_DOUBLE };
 
 typedef struct opt {
     const char *section, *name;
@@ -28,6 +29,8 @@ typedef struct opt {
 #define B(sec, nm, field, def, help) {sec, nm, T_BOOL, offsetof(engine_config, field), 0, def, help}
 #define D(sec, nm, field, def, help)                                                       \
     {sec, nm, T_DURATION, offsetof(engine_config, field), 0, def, help}
+#define F(sec, nm, field, def, help)                                                       \
+    {sec, nm, T_DOUBLE, offsetof(engine_config, field), 0, def, help}
 
 static const opt opts[] = {
     S("storage", "dir", db_dir, "./plume-data", "directory of the LMDB store (created if absent)"),
@@ -78,6 +81,33 @@ static const opt opts[] = {
       "(collectors/modbus/README.md); empty = off"),
     B("modbus", "minutes", modbus_minutes, "true",
       "roll Modbus readings up into minute records (MN:code:min), as a DAQ does"),
+    B("rollup", "live", rollup_live, "true",
+      "roll minute data up as it arrives into computed hours and days (series "
+      "MN:code:hour.calc, MN:code:day.calc), again when late data touches them"),
+    B("quality", "findings", quality_findings, "true",
+      "raise data-quality findings (engine/RULES.md) as alerts through the outbox"),
+    F("quality", "silent_hours", quality_silent_hours, "4",
+      "an outlet with no data for longer than this many hours is silent"),
+    F("quality", "flat_hours", quality_flat_hours, "24",
+      "identical hourly values of a pollutant or O2 for this many hours while the plant "
+      "runs are a flat line"),
+    F("quality", "zero_hours", quality_zero_hours, "3",
+      "hourly values of 0 for this many hours while the plant runs are a finding"),
+    F("quality", "running_flow", quality_running_flow, "0",
+      "the plant runs while the hour's flow is above this (no flow sent: taken as running)"),
+    F("quality", "o2_k", quality_o2_k, "5",
+      "dilution: O2 above the median of the last week's hours plus this many MADs ..."),
+    F("quality", "o2_margin", quality_o2_margin, "2",
+      "... or plus this many percentage points, whichever is more"),
+    F("quality", "o2_max", quality_o2_max, "0",
+      "dilution: O2 (%) above this whatever the outlet's normal; 0 = off"),
+    F("quality", "flagged_share", quality_flagged_share, "0.25",
+      "a local day with more than this share of hours flagged C, M, D or B is a finding"),
+    F("quality", "mismatch_abs", quality_mismatch_abs, "0.1",
+      "a reported hourly average disagrees with the one computed from its minutes when they "
+      "differ by more than this ..."),
+    F("quality", "mismatch_rel", quality_mismatch_rel, "0.02",
+      "... or more than this share of the computed one, whichever is more"),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -150,6 +180,18 @@ static int set_value(engine_config *cfg, const opt *o, const char *value, char *
             return -EINVAL;
         }
         return 0;
+    case T_DOUBLE: {
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (errno || end == value || *end || !isfinite(v) || v < 0) {
+            snprintf(err, errlen, "%s.%s: '%s' is not a number >= 0", o->section, o->name,
+                     value);
+            return -EINVAL;
+        }
+        *(double *)field = v;
+        return 0;
+    }
     case T_DURATION:
         if (parse_duration(value, (int64_t *)field) != 0) {
             snprintf(err, errlen, "%s.%s: '%s' is not a duration (e.g. 90s, 15m, 2h, 30d)",
@@ -266,6 +308,12 @@ static void format_value(const engine_config *cfg, const opt *o, char *buf, size
     case T_INT: snprintf(buf, len, "%d", *(const int *)field); break;
     case T_BOOL: snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false"); break;
     case T_DURATION: snprintf(buf, len, "%llds", (long long)*(const int64_t *)field); break;
+    case T_DOUBLE: {
+        char num[ENGINE_DOUBLE_FMT_LEN];
+        engine_double_format(*(const double *)field, num);
+        snprintf(buf, len, "%s", num);
+        break;
+    }
     }
 }
 
@@ -297,4 +345,22 @@ void engine_config_print_help(FILE *f, bool markdown)
             fprintf(f, "  --%s.%s=%s\n      %s\n", o->section, o->name,
                     o->def[0] ? o->def : "\"\"", o->help);
     }
+}
+
+void engine_config_live_opts(const engine_config *cfg, engine_live_opts *out)
+{
+    engine_live_opts_init(out);
+    out->rollup = cfg->rollup_live;
+    out->findings = cfg->quality_findings;
+    engine_quality_opts *q = &out->quality;
+    q->silent_hours = cfg->quality_silent_hours;
+    q->flat_hours = cfg->quality_flat_hours;
+    q->zero_hours = cfg->quality_zero_hours;
+    q->running_flow = cfg->quality_running_flow;
+    q->o2_k = cfg->quality_o2_k;
+    q->o2_min_margin = cfg->quality_o2_margin;
+    q->o2_abs_max = cfg->quality_o2_max > 0 ? cfg->quality_o2_max : NAN;
+    q->flagged_share = cfg->quality_flagged_share;
+    q->mismatch_abs = cfg->quality_mismatch_abs;
+    q->mismatch_rel = cfg->quality_mismatch_rel;
 }

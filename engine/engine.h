@@ -82,6 +82,11 @@ typedef struct engine_config {
     int64_t alerts_give_up_s;
     char modbus_config[512];
     bool modbus_minutes;
+    bool rollup_live;
+    bool quality_findings;
+    double quality_silent_hours, quality_flat_hours, quality_zero_hours, quality_running_flow;
+    double quality_o2_k, quality_o2_margin, quality_o2_max;
+    double quality_flagged_share, quality_mismatch_abs, quality_mismatch_rel;
 } engine_config;
 
 void engine_config_defaults(engine_config *cfg);
@@ -96,6 +101,9 @@ int engine_config_check(const engine_config *cfg, char *err, size_t errlen);
 /* The effective configuration as INI, and the documentation of every setting. */
 void engine_config_print(const engine_config *cfg, FILE *f);
 void engine_config_print_help(FILE *f, bool markdown);
+/* The live roll-up and finding options the settings give (engine_live_opts below). */
+struct engine_live_opts;
+void engine_config_live_opts(const engine_config *cfg, struct engine_live_opts *out);
 
 /* ---- Ingest (ingest.c) -------------------------------------------------------------- */
 
@@ -108,6 +116,7 @@ extern const char *const engine_kv_tables[];
 typedef struct engine_options {
     storage *st;             /* borrowed; open until after engine_close */
     struct uv_loop_s *loop;  /* borrowed: acknowledgements are delivered on it */
+    const struct engine_live_opts *live; /* live roll-ups and findings; NULL: defaults */
 } engine_options;
 
 /* Exceedance judgement at ingest (judge.c). */
@@ -119,11 +128,24 @@ typedef struct judge_stats {
     uint64_t alerts_failed;    /* could not be staged */
 } judge_stats;
 
+/* Live roll-ups of minute data and data-quality findings (rollup_live.c, findings.c). */
+typedef struct engine_live_stats {
+    uint64_t outlets;          /* devices (MN) tracked */
+    uint64_t hours_computed;   /* hour.calc points written (recomputations included) */
+    uint64_t days_computed;    /* day.calc points written */
+    uint64_t jobs_pending;     /* hours and days waiting to be (re)computed */
+    uint64_t compared;         /* computed hours compared with a reported one */
+    uint64_t mismatches;       /* of those, hours that disagreed */
+    uint64_t findings_fired, findings_resolved; /* finding alert states raised */
+    uint64_t alerts_failed;    /* could not be staged */
+} engine_live_stats;
+
 typedef struct engine_stats {
     uint64_t uploads, uploads_committed, uploads_failed;
     uint64_t points, values_rejected, events;
     uint64_t commits_pending;
     judge_stats judge;
+    engine_live_stats live;
 } engine_stats;
 
 int engine_create(const engine_options *opts, engine **out);
@@ -809,6 +831,18 @@ typedef struct engine_quality_opts {
 } engine_quality_opts;
 
 void engine_quality_opts_init(engine_quality_opts *o);
+
+/* What the engine does live with the data it ingests (engine_options.live). */
+typedef struct engine_live_opts {
+    bool rollup;                 /* roll minute data up into MN:code:hour.calc and
+                                    MN:code:day.calc as it arrives (default true) */
+    bool findings;               /* raise data-quality findings as alerts (default true) */
+    engine_quality_opts quality; /* their thresholds (engine_quality_opts_init) */
+    engine_rollup_opts rollup_opts; /* validity rules (engine_rollup_opts_init); medium and
+                                    flow weighting come from each outlet's registry entry */
+} engine_live_opts;
+
+void engine_live_opts_init(engine_live_opts *o);
 
 /* One series to check: the pollutant's points (AVG column and flag), sorted by ts. */
 typedef struct engine_quality_series {

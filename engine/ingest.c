@@ -13,6 +13,7 @@
 
 #include "engine_int.h"
 #include "strmap.h"
+#include "live.h"
 
 /* Flush before a loop iteration ends once this many points are waiting. */
 #define FLUSH_POINTS 65536
@@ -63,6 +64,7 @@ struct engine {
     engine_alerts *alerts;           /* borrowed */
     judge *judge;                    /* owned */
     strmap *devs;                    /* MN -> dev_sids, owned */
+    live *live;                      /* owned: live roll-ups and findings (rollup_live.c) */
     engine_stats stats;
 };
 
@@ -146,6 +148,16 @@ static void flush(engine *e)
         on_commit(c, rc);
 }
 
+static void add_ack(void *arg, engine_ack_fn fn, void *ack_arg);
+
+/* What live work needs from the engine now: the batch being built (live.h). */
+static void live_ctx(void *arg, judge_ctx *out)
+{
+    engine *e = arg;
+    *out = (judge_ctx){.reg = e->registry, .alerts = e->alerts, .st = e->st,
+                       .batch = e->batch, .add_ack = add_ack, .add_ack_arg = e};
+}
+
 int engine_create(const engine_options *opts, engine **out)
 {
     engine *e = calloc(1, sizeof *e);
@@ -159,6 +171,13 @@ int engine_create(const engine_options *opts, engine **out)
         return -ENOMEM;
     }
     if (judge_create(&e->judge) != 0 || strmap_create(&e->devs) != 0) {
+        judge_destroy(e->judge);
+        storage_batch_destroy(e->batch);
+        free(e);
+        return -ENOMEM;
+    }
+    if (live_create(opts->loop, opts->live, live_ctx, e, &e->live) != 0) {
+        strmap_destroy(e->devs, free);
         judge_destroy(e->judge);
         storage_batch_destroy(e->batch);
         free(e);
@@ -197,6 +216,7 @@ void engine_close(engine *e)
      * then find no loop handle to wake: close the store before running the loop again. */
     storage_sync(e->st);
     on_done(&e->done_async);
+    live_close(e->live);
     e->closing_handles = 2;
     uv_close((uv_handle_t *)&e->flush_check, on_handle_closed);
     uv_close((uv_handle_t *)&e->done_async, on_handle_closed);
@@ -316,6 +336,9 @@ int engine_ingest(engine *e, const engine_upload *u, engine_ack_fn fn, void *arg
                         .batch = e->batch, .add_ack = add_ack, .add_ack_arg = e};
         judge_upload(e->judge, &jc, u);
     }
+    judge_ctx lc;
+    live_ctx(e, &lc);
+    live_upload(e->live, &lc, u);
     if (storage_batch_points(e->batch) >= FLUSH_POINTS)
         flush(e);
     return 0;
@@ -356,4 +379,5 @@ void engine_get_stats(const engine *e, engine_stats *out)
 {
     *out = e->stats;
     judge_get_stats(e->judge, &out->judge);
+    live_get_stats(e->live, &out->live);
 }

@@ -259,7 +259,8 @@ static void on_summary(uv_timer_t *t)
                 "devices_connected=%llu packets=%llu accepted=%llu crc_bad=%llu "
                 "parse_errors=%llu auth_refused=%llu uploads_committed=%llu points=%llu "
                 "series=%llu file_bytes=%llu commits=%llu commit_ms_avg=%.2f "
-                "episodes_opened=%llu alerts=%llu",
+                "episodes_opened=%llu alerts=%llu hours_computed=%llu mismatches=%llu "
+                "findings=%llu",
                 (unsigned long long)hs.conns_open, (unsigned long long)hs.packets,
                 (unsigned long long)hs.packets_accepted, (unsigned long long)hs.crc_bad,
                 (unsigned long long)hs.parse_errors,
@@ -269,7 +270,10 @@ static void on_summary(uv_timer_t *t)
                 (unsigned long long)ss.commits,
                 ss.commits ? (double)ss.commit_us_total / (double)ss.commits / 1000.0 : 0.0,
                 (unsigned long long)es.judge.episodes_opened,
-                (unsigned long long)es.judge.alerts);
+                (unsigned long long)es.judge.alerts,
+                (unsigned long long)es.live.hours_computed,
+                (unsigned long long)es.live.mismatches,
+                (unsigned long long)es.live.findings_fired);
     modbus_summary(sv);
 }
 
@@ -567,7 +571,9 @@ int cmd_serve(int argc, char **argv)
                       "hint", "set registry.files, or --open to accept unregistered devices",
                       NULL);
     sv.loop = uv_default_loop();
-    engine_options eo = {.st = sv.st, .loop = sv.loop};
+    engine_live_opts lo;
+    engine_config_live_opts(&sv.cfg, &lo);
+    engine_options eo = {.st = sv.st, .loop = sv.loop, .live = &lo};
     if ((rc = engine_create(&eo, &sv.eng)) != 0) {
         storage_close(sv.st);
         return 1;

@@ -1,0 +1,585 @@
+/* rollup_live.c: minute data rolled up into computed hours and days as it arrives, and the
+ * live data-quality checks that need to know what each device sent when.
+ *
+ * Beside what a DAQ reports (MN:code:hour, MN:code:day) the engine keeps what its minutes
+ * say (MN:code:hour.calc, MN:code:day.calc), by the validity rules of rollup.c, oxygen-
+ * corrected with the outlet's reference O2 when the minutes carry no corrected value, and
+ * flow-weighted for water outlets that say so. Both are needed: regulators compare them, and
+ * a reported hour its minutes do not support is itself a finding.
+ *
+ * The ingest hot path only notes what is due: an hour is due when its last minute record
+ * arrives, when the device's minutes move on to a later hour, when its reported hour
+ * arrives, or when minutes of an earlier hour arrive late; a day is due once its last hour
+ * is computed, or when a later hour of it is recomputed. Due work waits for the commit of
+ * the batch holding its data (an acknowledgement on that batch), then runs on the loop in
+ * slices of at most a few milliseconds, reading the committed minutes back from the store
+ * and writing the computed points into the batch being built. So the cost per upload is one
+ * hash lookup, and a top-of-hour burst of roll-ups never holds the loop for long.
+ *
+ * The same place keeps each device's newest data time for the silence check: an outlet
+ * whose newest data is more than quality.silent_hours behind the fleet's clock (the newest
+ * period end any device has sent, never ahead of the wall clock by more than an hour) is
+ * silent; it resolves when the outlet's data resumes.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "live.h"
+#include "strmap.h"
+
+#define MAX_MIN_CODES 16   /* factor codes rolled up per device */
+#define MAX_PER_HOUR 64    /* minute records read per hour (one a minute at most) */
+#define SLICE_NS 2000000   /* longest a slice of roll-ups holds the loop */
+#define SILENT_CHECK_MS 1000
+#define O2_CODE "a19001"
+
+enum { JOB_HOUR = 0, JOB_DAY = 1 };
+
+typedef struct lout {
+    char mn[ENGINE_ID_SIZE];
+    char codes[MAX_MIN_CODES][ENGINE_POLLUTANT_SIZE]; /* codes seen in minute data */
+    uint32_t ncodes;
+    int64_t open_hour;        /* newest hour with minute data; INT64_MIN: none yet */
+    int64_t last_min_ts;      /* newest minute record */
+    int64_t min_step;         /* seconds between its last two minute records; 0: unknown */
+    int64_t newest_end;       /* end of the newest period of any data; INT64_MIN: none */
+    int64_t silent_start;     /* the silence that fired, or INT64_MIN */
+    struct group *last_group; /* the last job queued, to skip repeats in one batch */
+    int64_t last_key;
+    fwatch *fw;               /* checks on reported hours; NULL until needed */
+} lout;
+
+typedef struct job {
+    lout *o;
+    int64_t ts;
+    int kind;
+} job;
+
+/* Jobs waiting for the commit of one batch. */
+typedef struct group {
+    live *l;
+    storage_batch *batch; /* identity only, never dereferenced */
+    size_t batch_points;
+    job *jobs;
+    size_t n, cap;
+} group;
+
+struct live {
+    uv_loop_t *loop;
+    uv_idle_t idle;
+    uv_timer_t timer;
+    int open_handles;
+    bool closing;
+    engine_live_opts o;
+    live_ctx_fn ctx_fn;
+    void *ctx_arg;
+    strmap *by_mn;            /* MN -> lout */
+    lout **outlets;           /* every lout, for the silence check */
+    size_t noutlets, cap_outlets;
+    group *cur;               /* jobs of the batch being built */
+    size_t groups_pending;
+    job *ready;               /* committed: to compute */
+    size_t nready, cap_ready, ready_pos;
+    findings *fnd;
+    int64_t clock;            /* the fleet's data clock */
+    engine_live_stats st;
+};
+
+void engine_live_opts_init(engine_live_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->rollup = true;
+    o->findings = true;
+    engine_quality_opts_init(&o->quality);
+    engine_rollup_opts_init(&o->rollup_opts);
+}
+
+static void on_idle(uv_idle_t *h);
+static void on_timer(uv_timer_t *h);
+
+int live_create(uv_loop_t *loop, const engine_live_opts *o, live_ctx_fn ctx_fn, void *ctx_arg,
+                live **out)
+{
+    live *l = calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    if (o)
+        l->o = *o;
+    else
+        engine_live_opts_init(&l->o);
+    l->o.quality.rollup = NULL; /* not kept: the caller's pointer */
+    l->loop = loop;
+    l->ctx_fn = ctx_fn;
+    l->ctx_arg = ctx_arg;
+    l->clock = INT64_MIN;
+    if (strmap_create(&l->by_mn) != 0 || findings_create(&l->o.quality, &l->fnd) != 0) {
+        if (l->by_mn)
+            strmap_destroy(l->by_mn, NULL);
+        free(l);
+        return -ENOMEM;
+    }
+    uv_idle_init(loop, &l->idle);
+    l->idle.data = l;
+    uv_timer_init(loop, &l->timer);
+    l->timer.data = l;
+    if (l->o.findings) {
+        uv_timer_start(&l->timer, on_timer, SILENT_CHECK_MS, SILENT_CHECK_MS);
+        uv_unref((uv_handle_t *)&l->timer);
+    }
+    *out = l;
+    return 0;
+}
+
+static void free_lout(void *p)
+{
+    lout *o = p;
+    fwatch_destroy(o->fw);
+    free(o);
+}
+
+/* Frees l once its handles are closed and no batch's acknowledgement still holds it. */
+static void maybe_free(live *l)
+{
+    if (!l->closing || l->open_handles > 0 || l->groups_pending > 0)
+        return;
+    strmap_destroy(l->by_mn, free_lout);
+    findings_destroy(l->fnd);
+    free(l->outlets);
+    free(l->ready);
+    free(l);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    live *l = h->data;
+    l->open_handles--;
+    maybe_free(l);
+}
+
+void live_close(live *l)
+{
+    if (!l)
+        return;
+    l->closing = true;
+    l->nready = l->ready_pos = 0;
+    l->open_handles = 2;
+    uv_close((uv_handle_t *)&l->idle, on_closed);
+    uv_close((uv_handle_t *)&l->timer, on_closed);
+}
+
+void live_get_stats(const live *l, engine_live_stats *out)
+{
+    *out = l->st;
+    out->outlets = l->noutlets;
+    out->jobs_pending = l->nready - l->ready_pos;
+    findings_get_stats(l->fnd, out);
+}
+
+static lout *outlet_get(live *l, const char *mn)
+{
+    lout *o = strmap_get(l->by_mn, mn);
+    if (o || strlen(mn) >= ENGINE_ID_SIZE)
+        return o;
+    if (l->noutlets == l->cap_outlets) {
+        size_t cap = l->cap_outlets ? 2 * l->cap_outlets : 1024;
+        lout **a = realloc(l->outlets, cap * sizeof *a);
+        if (!a)
+            return NULL;
+        l->outlets = a;
+        l->cap_outlets = cap;
+    }
+    if (!(o = calloc(1, sizeof *o)))
+        return NULL;
+    strcpy(o->mn, mn);
+    o->open_hour = o->last_min_ts = o->newest_end = o->silent_start = INT64_MIN;
+    if (strmap_put(l->by_mn, mn, o, NULL) != 0) {
+        free(o);
+        return NULL;
+    }
+    l->outlets[l->noutlets++] = o;
+    return o;
+}
+
+/* ---- Jobs: queued against the batch holding their data, run once it is committed ------- */
+
+static void on_committed(void *arg, int status)
+{
+    group *g = arg;
+    live *l = g->l;
+    if (l->cur == g)
+        l->cur = NULL;
+    l->groups_pending--;
+    if (status == 0 && !l->closing) {
+        if (l->nready + g->n > l->cap_ready) {
+            size_t cap = l->cap_ready ? l->cap_ready : 1024;
+            while (cap < l->nready + g->n)
+                cap *= 2;
+            job *r = realloc(l->ready, cap * sizeof *r);
+            if (r) {
+                l->ready = r;
+                l->cap_ready = cap;
+            }
+        }
+        if (l->nready + g->n <= l->cap_ready) {
+            memcpy(l->ready + l->nready, g->jobs, g->n * sizeof *g->jobs);
+            l->nready += g->n;
+            uv_idle_start(&l->idle, on_idle);
+        }
+    }
+    free(g->jobs);
+    free(g);
+    maybe_free(l);
+}
+
+/* The group of the batch c is building: the same until that batch is flushed. */
+static group *group_for(live *l, const judge_ctx *c)
+{
+    group *g = l->cur;
+    size_t pts = storage_batch_points(c->batch);
+    if (g && g->batch == c->batch && pts >= g->batch_points) {
+        g->batch_points = pts;
+        return g;
+    }
+    if (!(g = calloc(1, sizeof *g)))
+        return NULL;
+    g->l = l;
+    g->batch = c->batch;
+    g->batch_points = pts;
+    l->cur = g;
+    l->groups_pending++;
+    c->add_ack(c->add_ack_arg, on_committed, g);
+    return l->cur == g ? g : NULL; /* add_ack fails by running the callback at once */
+}
+
+static void queue(live *l, const judge_ctx *c, lout *o, int64_t ts, int kind)
+{
+    group *g = group_for(l, c);
+    int64_t key = ts * 2 + kind;
+    if (!g || (o->last_group == g && o->last_key == key))
+        return;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 16;
+        job *j = realloc(g->jobs, cap * sizeof *j);
+        if (!j)
+            return;
+        g->jobs = j;
+        g->cap = cap;
+    }
+    g->jobs[g->n++] = (job){o, ts, kind};
+    o->last_group = g;
+    o->last_key = key;
+}
+
+/* ---- Reading back and rolling up ----------------------------------------------------- */
+
+static size_t read_range(storage *st, storage_reader *rd, const char *mn, const char *code,
+                         const char *iv, int64_t from, int64_t to, storage_point *out,
+                         size_t cap)
+{
+    char key[ENGINE_SERIES_KEY_MAX + 1];
+    storage_sid sid;
+    storage_iter *it;
+    snprintf(key, sizeof key, "%s:%s:%s", mn, code, iv);
+    if (storage_series_lookup(st, key, &sid) != 0 ||
+        storage_iter_open(rd, sid, from, to, &it) != 0)
+        return 0;
+    size_t n = 0;
+    while (n < cap && storage_iter_next(it, &out[n]) == 1)
+        n++;
+    storage_iter_close(it);
+    return n;
+}
+
+/* The AVG of the point at ts with a valid flag, else NaN. */
+static double value_at(const storage_point *p, size_t n, int64_t ts)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i].ts == ts)
+            return (p[i].mask & (1u << STORAGE_COL_AVG)) &&
+                           engine_flag_valid(p[i].flag, true, true)
+                       ? p[i].v[STORAGE_COL_AVG]
+                       : NAN;
+    return NAN;
+}
+
+static void put_point(live *l, const judge_ctx *c, const lout *o, const char *code,
+                      const char *iv, int siv, const storage_point *p)
+{
+    char key[ENGINE_SERIES_KEY_MAX + 1];
+    storage_sid sid;
+    snprintf(key, sizeof key, "%s:%s:%s", o->mn, code, iv);
+    if (storage_series_ensure(c->st, key, siv, &sid) == 0)
+        storage_batch_add(c->batch, sid, p);
+    (void)l;
+}
+
+/* Pollutant concentrations are oxygen-corrected; O2, flow, temperature... are not. */
+static bool corrected_code(const char *code)
+{
+    return code[0] == 'a' && (code[1] == '2' || code[1] == '3');
+}
+
+static void compare_reported(live *l, const judge_ctx *c, storage_reader *rd, lout *o,
+                             const engine_outlet *eo, const char *code,
+                             const engine_period_result *r, bool complete)
+{
+    storage_point rep;
+    int64_t h = r->p.ts;
+    if (!eo || !l->o.findings || !complete || !r->valid ||
+        read_range(c->st, rd, o->mn, code, "hour", h, h, &rep, 1) != 1 ||
+        !(rep.mask & (1u << STORAGE_COL_AVG)) || !(r->p.mask & (1u << STORAGE_COL_AVG)) ||
+        !engine_flag_valid(rep.flag, true, true))
+        return;
+    const engine_quality_opts *q = &l->o.quality;
+    double rv = rep.v[STORAGE_COL_AVG], cv = r->p.v[STORAGE_COL_AVG];
+    double tol = q->mismatch_rel * fabs(cv);
+    if (tol < q->mismatch_abs)
+        tol = q->mismatch_abs;
+    bool bad = fabs(rv - cv) > tol;
+    l->st.compared++;
+    l->st.mismatches += bad;
+    if (!o->fw && !(o->fw = fwatch_create()))
+        return;
+    frun *run = fwatch_mismatch_run(o->fw, code);
+    finding_key k = {eo, code, ENGINE_FIND_MISMATCH};
+    if (run)
+        findings_feed(l->fnd, c, &k, run, h, 3600, bad, rv, cv, 1);
+}
+
+static void compute_hour(live *l, const judge_ctx *c, storage_reader *rd, lout *o, int64_t h)
+{
+    const engine_outlet *eo = c->reg ? engine_registry_outlet_by_mn(c->reg, o->mn,
+                                                                    strlen(o->mn))
+                                     : NULL;
+    engine_rollup_opts ro = l->o.rollup_opts;
+    ro.medium = eo ? eo->medium : ENGINE_MEDIUM_GAS;
+    ro.flow_weighted = eo && eo->flow_weighted;
+    uint32_t min_minutes = ro.min_valid_hour;
+    double o2_ref = eo ? eo->o2_ref : NAN;
+    bool correct = ro.medium == ENGINE_MEDIUM_GAS && isfinite(o2_ref);
+    storage_point o2p[MAX_PER_HOUR], flp[MAX_PER_HOUR], pts[MAX_PER_HOUR];
+    size_t no2 = correct ? read_range(c->st, rd, o->mn, O2_CODE, "min", h, h + 3599, o2p,
+                                      MAX_PER_HOUR)
+                         : 0;
+    size_t nfl = ro.flow_weighted ? read_range(c->st, rd, o->mn, "w00000", "min", h, h + 3599,
+                                               flp, MAX_PER_HOUR)
+                                  : 0;
+    for (uint32_t i = 0; i < o->ncodes; i++) {
+        const char *code = o->codes[i];
+        size_t n = read_range(c->st, rd, o->mn, code, "min", h, h + 3599, pts, MAX_PER_HOUR);
+        if (n == 0)
+            continue;
+        /* Each record stands for `step` minutes: the hour's spacing, else the device's. */
+        int64_t step = 0;
+        for (size_t j = 1; j < n; j++)
+            if (step == 0 || pts[j].ts - pts[j - 1].ts < step)
+                step = pts[j].ts - pts[j - 1].ts;
+        if (step <= 0 || 3600 % step != 0)
+            step = o->min_step > 0 ? o->min_step : 60;
+        ro.min_valid_hour = (uint32_t)(((int64_t)min_minutes * 60 + step - 1) / step);
+        double aux[MAX_PER_HOUR];
+        if (correct && corrected_code(code)) {
+            for (size_t j = 0; j < n; j++)
+                aux[j] = (pts[j].mask & (1u << STORAGE_COL_ZSAVG))
+                             ? NAN
+                             : value_at(o2p, no2, pts[j].ts);
+            engine_o2_correct_points(pts, aux, n, o2_ref, NULL);
+        }
+        for (size_t j = 0; j < n && nfl; j++)
+            aux[j] = value_at(flp, nfl, pts[j].ts);
+        engine_period_result r;
+        if (engine_rollup_hour(pts, n, nfl ? aux : NULL, &ro, &r) != 0)
+            continue;
+        r.p.ts = h;
+        put_point(l, c, o, code, "hour.calc", STORAGE_IV_HOUR, &r.p);
+        l->st.hours_computed++;
+        compare_reported(l, c, rd, o, eo, code, &r, (int64_t)n * step >= 3600);
+    }
+    int64_t day = engine_period_start(ENGINE_PERIOD_DAY, h, ro.offset_s);
+    int64_t open_day = engine_period_start(ENGINE_PERIOD_DAY, o->open_hour, ro.offset_s);
+    if (h + 3600 == day + 86400 || day < open_day)
+        queue(l, c, o, day, JOB_DAY);
+}
+
+static void compute_day(live *l, const judge_ctx *c, storage_reader *rd, lout *o, int64_t d)
+{
+    const engine_outlet *eo = c->reg ? engine_registry_outlet_by_mn(c->reg, o->mn,
+                                                                    strlen(o->mn))
+                                     : NULL;
+    engine_rollup_opts ro = l->o.rollup_opts;
+    ro.medium = eo ? eo->medium : ENGINE_MEDIUM_GAS;
+    ro.flow_weighted = eo && eo->flow_weighted;
+    storage_point pts[32], flp[32];
+    size_t nfl = ro.flow_weighted ? read_range(c->st, rd, o->mn, "w00000", "hour.calc", d,
+                                               d + 86399, flp, 32)
+                                  : 0;
+    for (uint32_t i = 0; i < o->ncodes; i++) {
+        size_t n = read_range(c->st, rd, o->mn, o->codes[i], "hour.calc", d, d + 86399, pts, 32);
+        if (n == 0)
+            continue;
+        double flow[32];
+        for (size_t j = 0; j < n && nfl; j++)
+            flow[j] = value_at(flp, nfl, pts[j].ts);
+        engine_period_result r;
+        if (engine_rollup_day(pts, n, nfl ? flow : NULL, &ro, &r) != 0)
+            continue;
+        r.p.ts = d;
+        put_point(l, c, o, o->codes[i], "day.calc", STORAGE_IV_DAY, &r.p);
+        l->st.days_computed++;
+    }
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    live *l = h->data;
+    judge_ctx c;
+    storage_reader *rd;
+    l->ctx_fn(l->ctx_arg, &c);
+    if (storage_reader_open(c.st, &rd) != 0)
+        return; /* try again on the next iteration */
+    uint64_t t0 = uv_hrtime();
+    unsigned k = 0;
+    while (l->ready_pos < l->nready) {
+        job j = l->ready[l->ready_pos++];
+        if (j.kind == JOB_HOUR)
+            compute_hour(l, &c, rd, j.o, j.ts);
+        else
+            compute_day(l, &c, rd, j.o, j.ts);
+        if (++k % 8 == 0 && uv_hrtime() - t0 > SLICE_NS)
+            break;
+    }
+    storage_reader_close(rd);
+    if (l->ready_pos == l->nready) {
+        l->nready = l->ready_pos = 0;
+        uv_idle_stop(&l->idle);
+    }
+}
+
+/* ---- Silence ---------------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *h)
+{
+    live *l = h->data;
+    if (l->clock == INT64_MIN)
+        return;
+    judge_ctx c;
+    l->ctx_fn(l->ctx_arg, &c);
+    if (!c.reg)
+        return;
+    int64_t limit = (int64_t)(l->o.quality.silent_hours * 3600);
+    for (size_t i = 0; i < l->noutlets; i++) {
+        lout *o = l->outlets[i];
+        if (o->silent_start != INT64_MIN || o->newest_end == INT64_MIN ||
+            l->clock - o->newest_end <= limit)
+            continue;
+        const engine_outlet *eo = engine_registry_outlet_by_mn(c.reg, o->mn, strlen(o->mn));
+        if (!eo)
+            continue;
+        o->silent_start = o->newest_end;
+        finding_key k = {eo, "", ENGINE_FIND_SILENT};
+        findings_raise(l->fnd, &c, &k, o->newest_end, 0,
+                       (double)(l->clock - o->newest_end) / 3600.0,
+                       l->o.quality.silent_hours, false);
+    }
+}
+
+/* Data from o ending at end (period start ts): resolves a silence, or reports one seen only
+ * now (the fleet clock never passed it, e.g. the only device). */
+static void note_data(live *l, const judge_ctx *c, lout *o, int64_t ts, int64_t end)
+{
+    if (end > l->clock) {
+        int64_t cap = (int64_t)time(NULL) + 3600; /* a device far ahead moves nothing */
+        l->clock = end < cap ? end : (l->clock > cap ? l->clock : cap);
+    }
+    if (o->newest_end != INT64_MIN && ts >= o->newest_end && l->o.findings && c->reg) {
+        const engine_outlet *eo = engine_registry_outlet_by_mn(c->reg, o->mn, strlen(o->mn));
+        double limit = l->o.quality.silent_hours;
+        double hours = (double)(ts - o->newest_end) / 3600.0;
+        finding_key k = {eo, "", ENGINE_FIND_SILENT};
+        if (eo && o->silent_start != INT64_MIN) {
+            findings_raise(l->fnd, c, &k, o->silent_start, ts,
+                           (double)(ts - o->silent_start) / 3600.0, limit, true);
+        } else if (eo && hours > limit) {
+            findings_raise(l->fnd, c, &k, o->newest_end, 0, hours, limit, false);
+            findings_raise(l->fnd, c, &k, o->newest_end, ts, hours, limit, true);
+        }
+        o->silent_start = INT64_MIN;
+    }
+    if (end > o->newest_end)
+        o->newest_end = end;
+}
+
+/* ---- The hook --------------------------------------------------------------------------- */
+
+static void note_codes(lout *o, const engine_upload *u)
+{
+    for (size_t i = 0; i < u->nvalues; i++) {
+        const char *code = u->values[i].code;
+        uint32_t k = 0;
+        while (k < o->ncodes && strcmp(o->codes[k], code) != 0)
+            k++;
+        if (k == o->ncodes && k < MAX_MIN_CODES && strlen(code) < ENGINE_POLLUTANT_SIZE &&
+            u->values[i].pt.mask)
+            strcpy(o->codes[o->ncodes++], code);
+    }
+}
+
+static void minute_upload(live *l, const judge_ctx *c, lout *o, const engine_upload *u)
+{
+    if (o->last_min_ts != INT64_MIN && u->ts > o->last_min_ts) {
+        int64_t d = u->ts - o->last_min_ts;
+        if (d >= 60 && d <= 3600 && 3600 % d == 0)
+            o->min_step = d; /* the device's current interval: it may change */
+    }
+    if (u->ts > o->last_min_ts)
+        o->last_min_ts = u->ts;
+    note_codes(o, u);
+    if (!l->o.rollup)
+        return;
+    int64_t hour = engine_period_start(ENGINE_PERIOD_HOUR, u->ts, 0);
+    int64_t step = o->min_step > 0 ? o->min_step : 60;
+    if (o->open_hour == INT64_MIN || hour > o->open_hour) {
+        if (o->open_hour != INT64_MIN)
+            queue(l, c, o, o->open_hour, JOB_HOUR); /* the device moved on */
+        o->open_hour = hour;
+    } else if (hour < o->open_hour) {
+        queue(l, c, o, hour, JOB_HOUR); /* late minutes */
+        return;
+    }
+    if (u->ts + step >= hour + 3600)
+        queue(l, c, o, hour, JOB_HOUR); /* the hour's last record */
+}
+
+void live_upload(live *l, const judge_ctx *c, const engine_upload *u)
+{
+    if ((!l->o.rollup && !l->o.findings) || u->interval == STORAGE_IV_RTD)
+        return;
+    lout *o = outlet_get(l, u->mn);
+    if (!o)
+        return;
+    int64_t len = u->interval == STORAGE_IV_MIN    ? (o->min_step > 0 ? o->min_step : 60)
+                  : u->interval == STORAGE_IV_HOUR ? 3600
+                                                   : 86400;
+    note_data(l, c, o, u->ts, u->ts + len);
+    if (u->interval == STORAGE_IV_MIN) {
+        minute_upload(l, c, o, u);
+        return;
+    }
+    if (u->interval != STORAGE_IV_HOUR)
+        return;
+    /* A reported hour: compare it once its minutes are computed (again if they were). */
+    if (l->o.rollup && o->open_hour != INT64_MIN && u->ts <= o->open_hour &&
+        u->ts > o->open_hour - 48 * 3600)
+        queue(l, c, o, u->ts, JOB_HOUR);
+    const engine_outlet *eo =
+        c->reg ? engine_registry_outlet_by_mn(c->reg, u->mn, strlen(u->mn)) : NULL;
+    if (!eo || !l->o.findings)
+        return;
+    if (!o->fw && !(o->fw = fwatch_create()))
+        return;
+    findings_hour(l->fnd, c, o->fw, eo, u);
+}

@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Live roll-ups and data-quality findings end to end: a device sends minute, hourly and
+late data over HJ 212 to a real `plume serve`; the computed hours and days are read back
+through the query server, and the findings arrive at a webhook receiver written here.
+
+- minutes roll up into MN:code:hour.calc (mean of the valid minutes, flag, oxygen-corrected
+  with the outlet's reference O2 when the minutes carry no corrected value), and a day of
+  hours into MN:code:day.calc;
+- minutes arriving late recompute their hour (and its day);
+- a reported hour its minutes do not support raises a `mismatch` alert;
+- 24 identical hours raise `flatline`, which resolves at the first different hour;
+- three zero hours while the flow says the plant runs raise `zeros`;
+- an outlet silent for more than 4 h raises `silent` (fired and resolved when it resumes).
+
+usage: test_serve_rollup.py PLUME"""
+import http.server
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "collectors"))
+import test_hj212_server as h  # noqa: E402  (the device and server helpers)
+
+PLUME = os.path.abspath(sys.argv[1])
+h.PLUME = PLUME
+MN = "320102A0000000000000CD01"  # minutes, hours, mismatch, late data
+MN2 = "320102A0000000000000CD02"  # flat line, zeros, silence
+T0 = 1793462400  # 2026-11-01T00:00:00+08:00
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    got = []
+    lock = threading.Lock()
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with Receiver.lock:
+            Receiver.got.append(json.loads(body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def alerts(kind, mn=None, timeout=10.0, want=1, pollutant=None):
+    end = time.time() + timeout
+    while True:
+        with Receiver.lock:
+            got = [a for a in Receiver.got if a.get("kind") == kind and (mn is None or a["mn"] == mn)
+                   and (pollutant is None or a["pollutant"] == pollutant)]
+        if len(got) >= want or time.time() > end:
+            return got
+        time.sleep(0.05)
+
+
+def send(dev, mn, cn, t, values):
+    """One upload of `values` {code: (avg, flag)} or {code: (avg, flag, zsavg)}; waits for its
+    acknowledgement."""
+    q = h.qn()
+    cp = ";".join(f"{c}-Avg={v[0]}," + (f"{c}-ZsAvg={v[2]}," if len(v) > 2 else "") +
+                  f"{c}-Flag={v[1]}" for c, v in values.items())
+    seg = (f"QN={q};ST=31;CN={cn};PW=pw0001;MN={mn};Flag=5;CP=&&DataTime={h.hour_local(t)};"
+           f"{cp}&&")
+    dev.send(h.frame(seg))
+    got = dev.packets(timeout=10)
+    return len(got) == 1 and h.fields(got[0]).get("QN") == q
+
+
+def series(srv, key):
+    """[(unix seconds, value)] of a series (or 'key:column') through TS.RANGE."""
+    end = time.time() + 10
+    while True:
+        rows = h.query(srv.qport, "TS.RANGE", key, "-", "+")
+        if isinstance(rows, list) and rows or time.time() > end:
+            return [(int(ts) // 1000, float(v)) for ts, v in rows] if isinstance(rows, list) else []
+        time.sleep(0.05)
+
+
+def wait_value(srv, key, ts, want, timeout=10.0):
+    end = time.time() + timeout
+    while True:
+        got = dict(series(srv, key)).get(ts)
+        if got is not None and abs(got - want) < 1e-9 or time.time() > end:
+            return got
+        time.sleep(0.05)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="plume-rollup-")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        run(tmp, httpd.server_address[1])
+    finally:
+        httpd.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("1..%d" % h.n_checks)
+    sys.exit(1 if h.failed else 0)
+
+
+def run(tmp, rport):
+    check = h.check
+    with open(os.path.join(tmp, "facilities.csv"), "w") as f:
+        f.write("id,name,uscc,region,industry\n"
+                "F1,南京热电有限公司,913201000000000018,320102,D4411\n")
+    with open(os.path.join(tmp, "outlets.csv"), "w") as f:
+        f.write(f"facility_id,code,medium,mn,pw,o2_ref\nF1,DA001,gas,{MN},pw0001,6\n"
+                f"F1,DA002,gas,{MN2},pw0001,6\n")
+    with open(os.path.join(tmp, "limits.csv"), "w") as f:
+        f.write("facility_id,outlet,pollutant,value,unit,period,basis\n"
+                "F1,DA001,a21026,100,mg/m3,hour,zs\nF1,DA002,a21026,100,mg/m3,hour,zs\n")
+    with open(os.path.join(tmp, "subs.csv"), "w") as f:
+        f.write(f"subscriber,match_kind,match_value,url,format\n"
+                f"all,all,,http://127.0.0.1:{rport}/hook,json\n")
+    reg = ",".join(os.path.join(tmp, x) for x in ("facilities.csv", "outlets.csv", "limits.csv"))
+    srv = h.Server(os.path.join(tmp, "db"), "--registry.files", reg,
+                   "--alerts.subscriptions", os.path.join(tmp, "subs.csv"))
+    dev = h.Device(srv.port)
+
+    # Hour 0: 60 minutes of SO2 = 10 + i/10 and O2 = 11 (no ZsAvg sent: corrected here);
+    # minutes 50-59 flagged C, so 50 valid minutes: mean 10 + 2.45 = 12.45.
+    ok = True
+    for i in range(60):
+        t = T0 + 60 * i
+        ok &= send(dev, MN, 2051, t, {"a21026": (round(10 + i / 10, 1), "C" if i >= 50 else "N"),
+                                      "a19001": (11.0, "N")})
+    check(ok, "60 minute records are acknowledged")
+    key = f"{MN}:a21026:hour.calc"
+    got = wait_value(srv, key, T0, 12.45)
+    check(got is not None and abs(got - 12.45) < 1e-9, "the hour is the mean of its 50 valid minutes (%s)" % got)
+    zs = wait_value(srv, key + ":zsavg", T0, 12.45 * 15 / 10)
+    check(zs is not None and abs(zs - 12.45 * 1.5) < 1e-9,
+          "oxygen-corrected with the outlet's reference O2: x (21-6)/(21-11) (%s)" % zs)
+
+    # Hour 1: only 40 valid minutes (20 flagged M): the hour is computed but invalid.
+    for i in range(60):
+        send(dev, MN, 2051, T0 + 3600 + 60 * i, {"a21026": (20.0, "M" if i < 20 else "N"),
+                                                 "a19001": (11.0, "N")})
+    got = wait_value(srv, key, T0 + 3600, 20.0)
+    check(got == 20.0, "a short hour keeps its mean")
+    # The reported hour 0 disagrees with its minutes (15 against 12.45): a mismatch.
+    send(dev, MN, 2061, T0, {"a21026": (15.0, "N"), "a19001": (11.0, "N")})
+    mm = alerts("mismatch", MN)
+    check(len(mm) == 1 and mm[0]["state"] == "firing" and mm[0]["pollutant"] == "a21026",
+          "a reported hour its minutes do not support raises a mismatch alert")
+    if mm:
+        check(mm[0]["value"] == 15.0 and abs(mm[0]["limit"] - 12.45) < 1e-9,
+              "it carries the reported (15) and computed (12.45) averages")
+
+    # Late minutes: hour 0's minute 5 corrected from 10.5 to 70.5: hour 0 recomputed.
+    send(dev, MN, 2051, T0 + 300, {"a21026": (70.5, "N"), "a19001": (11.0, "N")})
+    got = wait_value(srv, key, T0, 12.45 + 60 / 50)
+    check(got is not None and abs(got - (12.45 + 1.2)) < 1e-9, "late minutes recompute their hour (%s)" % got)
+
+    # Hours 2..23 of day 0 from 15-minute records: each stands for 15 minutes.
+    for hr in range(2, 24):
+        for i in range(0, 60, 15):  # 15-minute records: 4 per hour, 45 valid minutes = 3
+            send(dev, MN, 2051, T0 + hr * 3600 + 60 * i, {"a21026": (30.0, "N"), "a19001": (11.0, "N")})
+    rows = series(srv, f"{MN}:a21026:day.calc")
+    check(len(rows) == 1 and rows[0][0] == T0, "the day is rolled up from its computed hours")
+    if rows:
+        # valid hours: hour 0 (13.65) and hours 2-23 (30): 23 hours >= 20
+        want = (13.65 + 22 * 30) / 23
+        check(abs(rows[0][1] - want) < 1e-9, "the day is the mean of its valid hours (%s, want %s)" % (rows[0][1], want))
+
+    # Flat line on the second outlet: 24 identical hours while the flow is up, then a change.
+    dev2 = h.Device(srv.port)
+    t1 = T0 + 2 * 86400
+    for k in range(26):
+        v = 42.0 if k < 25 else 43.0
+        send(dev2, MN2, 2061, t1 + k * 3600, {"a21026": (v, "N"), "a00000": (50.0, "N"),
+                                              "a19001": (8.0 + k % 3 / 10, "N")})
+    fl = alerts("flatline", MN2, want=2, pollutant="a21026")
+    check([a["state"] for a in fl] == ["firing", "resolved"] and len({a["id"] for a in fl}) == 1,
+          "24 identical hours fire a flat line, resolved under one id at the first change")
+    if len(fl) == 2:
+        check(h.hour_local(t1) == fl[0]["start"].replace("-", "").replace("T", "").replace(":", "")[:14]
+              and fl[1]["end"] is not None, "it starts at the first flat hour")
+        check(fl[1]["value"] == 42.0, "it carries the flat value")
+
+    # Zeros while flow says the plant runs: 3 hours.
+    t2 = t1 + 26 * 3600
+    for k in range(4):
+        send(dev2, MN2, 2061, t2 + k * 3600, {"a21026": (0 if k < 3 else 5.0, "N"),
+                                              "a00000": (50.0, "N"), "a19001": (8.0 + k % 3 / 10, "N")})
+    zs = alerts("zeros", MN2, want=2)
+    with Receiver.lock:
+        o2flat = [a for a in Receiver.got if a["kind"] == "flatline" and a["pollutant"] == "a19001"]
+    check(not o2flat, "an O2 that moves is no flat line")
+    check([a["state"] for a in zs] == ["firing", "resolved"], "three zero hours while running fire and resolve")
+
+    # Silence: the outlet sends nothing for 6 hours, then resumes.
+    t3 = t2 + 4 * 3600
+    send(dev2, MN2, 2061, t3 + 6 * 3600, {"a21026": (5.2, "N"), "a00000": (50.0, "N"), "a19001": (8.0, "N")})
+    si = alerts("silent", MN2, want=2)
+    check([a["state"] for a in si] == ["firing", "resolved"], "a 6-hour silence is reported when data resumes")
+    if len(si) == 2:
+        check(si[0]["start"] == "2026-11-04T06:00:00+08:00" and si[1]["end"] == "2026-11-04T12:00:00+08:00",
+              "from the end of the last data to the resumed hour (%s - %s)" % (si[0]["start"], si[1]["end"]))
+    with Receiver.lock:
+        unexpected = [a for a in Receiver.got if a["kind"] == "exceedance"]
+    check(not unexpected, "no exceedance was raised")
+    dev.close()
+    dev2.close()
+    srv.stop()
+
+
+if __name__ == "__main__":
+    main()
