@@ -166,7 +166,9 @@ static const char *or_dash(const char *s)
 static void markdown(const engine_alert *a, bool wecom, mdtext *t, char *title, size_t tlen)
 {
     bool firing = a->state == ENGINE_ALERT_FIRING;
-    const char *what = firing ? "超标报警" : "超标解除";
+    bool exceed = !a->kind || strcmp(a->kind, "exceedance") == 0;
+    const char *what = exceed ? (firing ? "超标报警" : "超标解除")
+                              : (firing ? "数据异常告警" : "数据异常解除");
     const char *pname = pollutant_name(a->pollutant, true);
     char start[32] = "-", end[32] = "-";
     if (a->start)
@@ -181,6 +183,8 @@ static void markdown(const engine_alert *a, bool wecom, mdtext *t, char *title, 
     put(t, "> **企业**: %s\n\n", or_dash(a->facility_name));
     put(t, "> **信用代码**: %s\n\n", or_dash(a->uscc));
     put(t, "> **排放口**: %s (MN %s)\n\n", or_dash(a->outlet), or_dash(a->mn));
+    if (!exceed)
+        put(t, "> **异常类型**: %s\n\n", a->kind);
     put(t, "> **污染物**: %s (%s)\n\n", pname, or_dash(a->pollutant));
     put(t, "> **监测值**: %.6g %s, **限值**: %.6g %s, **超标倍数**: %.2f\n\n", a->value,
         a->unit ? a->unit : "", a->limit, a->unit ? a->unit : "", a->multiple);

@@ -25,6 +25,9 @@
 #define O2_CODE "a19001"
 #define MAX_CODES 8 /* codes judged per outlet: its limited pollutants and O2 */
 
+/* Memory per outlet: ~100 bytes, 160 per code judged (an outlet has 3-5), and 336 for the O2
+ * baseline of a gas outlet: well under 1 KiB, ~130 MB for the national fleet's outlets. */
+
 struct findings {
     engine_quality_opts q;
     engine_live_stats st;
@@ -36,7 +39,7 @@ typedef struct fcode {
 } fcode;
 
 struct fwatch {
-    fcode codes[MAX_CODES];
+    fcode *codes;             /* grown one code at a time: outlets have few */
     uint32_t ncodes;
     /* the local day being counted: hours seen and hours flagged C/M/D/B, as bit masks */
     int64_t day;
@@ -205,6 +208,7 @@ void fwatch_destroy(fwatch *w)
     if (!w)
         return;
     free(w->o2);
+    free(w->codes);
     free(w);
 }
 
@@ -215,6 +219,10 @@ static fcode *code_slot(fwatch *w, const char *code)
             return &w->codes[i];
     if (w->ncodes == MAX_CODES || strlen(code) >= ENGINE_POLLUTANT_SIZE)
         return NULL;
+    fcode *a = realloc(w->codes, (w->ncodes + 1) * sizeof *a);
+    if (!a)
+        return NULL;
+    w->codes = a;
     fcode *s = &w->codes[w->ncodes++];
     strcpy(s->code, code);
     frun_init(&s->flat);

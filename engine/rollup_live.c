@@ -473,8 +473,10 @@ static void on_timer(uv_timer_t *h)
     int64_t limit = (int64_t)(l->o.quality.silent_hours * 3600);
     for (size_t i = 0; i < l->noutlets; i++) {
         lout *o = l->outlets[i];
+        /* The device's record for the period that just ended may be in flight. */
+        int64_t grace = o->last_min_ts != INT64_MIN && o->min_step > 0 ? o->min_step : 3600;
         if (o->silent_start != INT64_MIN || o->newest_end == INT64_MIN ||
-            l->clock - o->newest_end <= limit)
+            l->clock - o->newest_end <= limit + grace)
             continue;
         const engine_outlet *eo = engine_registry_outlet_by_mn(c.reg, o->mn, strlen(o->mn));
         if (!eo)
