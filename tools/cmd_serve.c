@@ -292,6 +292,7 @@ static int start_modbus(serve *sv)
     mb_poller_options mo = {.config = sv->modbus_cfg, .st = sv->st,
                             .rollup_minutes = sv->cfg.modbus_minutes};
     rc = mb_poller_start(sv->loop, sv->eng, &mo, &sv->modbus);
+    sv->metrics.modbus = sv->modbus;
     if (rc != 0) {
         engine_log_kv(ENGINE_LOG_ERROR, "modbus poller failed to start", "error",
                       strerror(-rc), NULL);
@@ -312,6 +313,7 @@ static void stop(serve *sv, const char *why)
     on_summary(&sv->summary);
     sd_notify_text("STOPPING=1");
     if (sv->modbus) {
+        sv->metrics.modbus = NULL;
         mb_poller_close(sv->modbus); /* its last readings are ingested before the engine closes */
         sv->modbus = NULL;
     }

@@ -17,8 +17,10 @@ static void usage(FILE *f)
             "usage: plume sources --db DIR [--kind KIND] [--state STATE]\n\n"
             "Prints the state of each polled source, one JSON object per line, e.g.\n"
             "  {\"kind\":\"modbus\",\"mn\":\"...\",\"gateway\":\"plant-1\",\"unit\":3,\n"
-            "   \"state\":\"down\",\"since\":1700000000,\"last_ok\":...,\"last_error\":\"...\",\n"
-            "   \"last_error_at\":...,\"polls\":1234,\"failures\":7}\n\n"
+            "   \"state\":\"down\",\"polls\":1234,\"failures\":7,\"consecutive_failures\":3,\n"
+            "   \"last_error\":\"...\",\"since\":\"2026-11-22T13:25:25Z\",...}\n"
+            "HTTP sources keep \"field=value\" lines; they are printed as they are.\n"
+            "The query server answers the same with CEMS.SOURCES when it has it.\n\n"
             "  --kind KIND    only this kind (modbus, http)\n"
             "  --state STATE  only sources in this state (up, down, misconfigured, ...)\n");
 }

@@ -180,6 +180,41 @@ static void query_server_metrics(const query_stats *q, query_metrics *m)
     query_metrics_add(m, "direction", "out", (double)q->bytes_out);
 }
 
+static void modbus_metrics(const mb_poller_stats *s, query_metrics *m)
+{
+    query_metrics_family(m, "plume_modbus_devices", G, "Modbus devices by state.");
+    query_metrics_add(m, "state", "up", (double)s->devices_up);
+    query_metrics_add(m, "state", "down", (double)s->devices_down);
+    query_metrics_add(m, "state", "misconfigured", (double)s->devices_misconfigured);
+    query_metrics_add(m, "state", "unknown",
+                      (double)(s->devices - s->devices_up - s->devices_down -
+                               s->devices_misconfigured));
+    one(m, "plume_modbus_polls_total", C, "Modbus device reads attempted.", (double)s->polls);
+    one(m, "plume_modbus_polls_ok_total", C, "Modbus device reads with every request answered.",
+        (double)s->polls_ok);
+    one(m, "plume_modbus_requests_total", C, "Modbus read requests sent.", (double)s->requests);
+    query_metrics_family(m, "plume_modbus_request_errors_total", C,
+                         "Modbus requests that failed, by kind.");
+    query_metrics_add(m, "kind", "timeout", (double)s->timeouts);
+    query_metrics_add(m, "kind", "exception", (double)s->exceptions);
+    query_metrics_add(m, "kind", "config", (double)s->config_errors);
+    query_metrics_add(m, "kind", "other",
+                      (double)(s->request_errors - s->timeouts - s->exceptions));
+    one(m, "plume_modbus_connects_total", C, "Modbus connections made.", (double)s->connects);
+    one(m, "plume_modbus_connect_failures_total", C, "Modbus connections that failed.",
+        (double)s->connect_failures);
+    one(m, "plume_modbus_values_total", C, "Register values decoded and ingested.",
+        (double)s->values);
+    one(m, "plume_modbus_skipped_total", C,
+        "Device reads skipped: circuit open or every request refused.", (double)s->skipped);
+    one(m, "plume_modbus_late_cycles_total", C, "Device slots missed by more than an interval.",
+        (double)s->late_cycles);
+    query_metrics_family(m, "plume_modbus_lateness_seconds", G,
+                         "How late reads of healthy devices started, since start.");
+    query_metrics_add(m, "quantile", "0.5", s->lateness_p50_ms / 1000.0);
+    query_metrics_add(m, "quantile", "0.99", s->lateness_p99_ms / 1000.0);
+}
+
 void serve_metrics_collect(void *arg, query_metrics *m)
 {
     const serve_metrics *sm = arg;
@@ -203,6 +238,11 @@ void serve_metrics_collect(void *arg, query_metrics *m)
         storage_stats ss;
         if (storage_get_stats(sm->st, &ss) == 0)
             storage_metrics(&ss, m);
+    }
+    if (sm->modbus) {
+        mb_poller_stats ms;
+        mb_poller_get_stats(sm->modbus, &ms);
+        modbus_metrics(&ms, m);
     }
     if (sm->query) {
         query_stats qs;

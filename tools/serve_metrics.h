@@ -6,6 +6,7 @@
 
 #include "collectors.h"
 #include "engine.h"
+#include "mb.h"
 #include "query.h"
 #include "storage.h"
 
@@ -18,6 +19,7 @@ typedef struct serve_metrics {
     engine_alerts *alerts;
     hj212_server *hj212;
     query_server *query;
+    mb_poller *modbus;
 } serve_metrics;
 
 /* A query_metrics_fn; arg is a serve_metrics. */

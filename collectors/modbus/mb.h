@@ -191,9 +191,10 @@ void mb_poller_get_stats(mb_poller *p, mb_poller_stats *out);
  * when the loop runs their close callbacks. */
 void mb_poller_close(mb_poller *p);
 
-/* The kv table the device states live in (also for HTTP sources: "http:..."), and the JSON
- * value written for each: {"kind":"modbus","mn":...,"state":"up","since":ts,
- * "last_error":...,"last_error_at":ts,"last_ok":ts,"polls":n,"failures":n}. */
+/* The kv table the device states live in (beside HTTP sources, "http:..."): key
+ * "modbus:MN", value a flat JSON object (README.md): kind, mn, gateway, unit, state, polls,
+ * failures, consecutive_failures, last_error, and since, last_success, last_error_at as
+ * ISO 8601 UTC when known. */
 #define MB_STATE_TABLE "sources"
 
 #ifdef __cplusplus

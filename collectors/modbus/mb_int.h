@@ -58,7 +58,7 @@ typedef struct mb_devstate {   /* loop side, per device */
     const mb_endpoint *ep;
     int state;
     int64_t since, last_ok, last_error_at;
-    uint64_t polls, failures;
+    uint64_t polls, failures, consecutive;
     char last_error[160];
     bool dirty;
 } mb_devstate;

@@ -48,23 +48,41 @@ static void safe_copy(char *dst, size_t cap, const char *s)
     dst[k] = 0;
 }
 
+/* ,"key":"ISO 8601 UTC" when t is set; nothing when it is not. */
+static void put_time(char *buf, size_t cap, size_t *o, const char *key, int64_t t)
+{
+    char tb[32];
+    if (!t || *o >= cap)
+        return;
+    engine_time_format(t, 0, tb, sizeof tb);
+    int n = snprintf(buf + *o, cap - *o, ",\"%s\":\"%s\"", key, tb);
+    if (n > 0)
+        *o += (size_t)n;
+}
+
 static void put_state(mb_poller *p, storage_batch *b, mb_devstate *s)
 {
     char key[64], val[768], err[160], gw[64];
     int klen = snprintf(key, sizeof key, "modbus:%s", s->dev->mn);
     safe_copy(err, sizeof err, s->last_error);
     safe_copy(gw, sizeof gw, s->ep->name);
-    int vlen = snprintf(val, sizeof val,
-                        "{\"kind\":\"modbus\",\"mn\":\"%s\",\"gateway\":\"%s\",\"unit\":%d,"
-                        "\"state\":\"%s\",\"since\":%lld,\"last_ok\":%lld,"
-                        "\"last_error\":\"%s\",\"last_error_at\":%lld,\"polls\":%llu,"
-                        "\"failures\":%llu}",
-                        s->dev->mn, gw, s->dev->unit_id, mb_state_name(s->state),
-                        (long long)s->since, (long long)s->last_ok, err,
-                        (long long)s->last_error_at, (unsigned long long)s->polls,
-                        (unsigned long long)s->failures);
-    if (vlen > 0 && (size_t)vlen < sizeof val)
-        storage_batch_kv_put(b, MB_STATE_TABLE, key, (size_t)klen, val, (size_t)vlen);
+    int n = snprintf(val, sizeof val,
+                     "{\"kind\":\"modbus\",\"mn\":\"%s\",\"gateway\":\"%s\",\"unit\":%d,"
+                     "\"state\":\"%s\",\"polls\":%llu,\"failures\":%llu,"
+                     "\"consecutive_failures\":%llu,\"last_error\":\"%s\"",
+                     s->dev->mn, gw, s->dev->unit_id, mb_state_name(s->state),
+                     (unsigned long long)s->polls, (unsigned long long)s->failures,
+                     (unsigned long long)s->consecutive, err);
+    if (n < 0 || (size_t)n >= sizeof val)
+        return;
+    size_t o = (size_t)n;
+    put_time(val, sizeof val, &o, "since", s->since);
+    put_time(val, sizeof val, &o, "last_success", s->last_ok);
+    put_time(val, sizeof val, &o, "last_error_at", s->last_error_at);
+    if (o + 2 > sizeof val)
+        return;
+    val[o++] = '}';
+    storage_batch_kv_put(b, MB_STATE_TABLE, key, (size_t)klen, val, o);
     s->dirty = false;
 }
 
@@ -93,8 +111,10 @@ static void take(mb_poller *p, mb_msg *m, storage_batch **batch)
     s->dirty = true;
     if (m->ok) {
         s->last_ok = m->ts;
+        s->consecutive = 0;
     } else {
         s->failures++;
+        s->consecutive++;
         s->last_error_at = m->ts;
         snprintf(s->last_error, sizeof s->last_error, "%s", m->error);
     }

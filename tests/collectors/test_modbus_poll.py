@@ -8,12 +8,15 @@
    misconfigured device (it answers exception 2): the other devices are read on schedule, the
    states in the store say down and misconfigured (`plume sources`), and the readings roll up
    into minute records equal to the mean of the minute's readings (`plume dump`).
+3. A serial line (RTU) over a pseudo-terminal, with devices written here answering two unit
+   ids and a third unit id nobody answers.
 
 usage: test_modbus_poll.py PLUME"""
 import atexit
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -21,7 +24,9 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import tty
 
 try:
     from pymodbus.constants import Endian
@@ -314,12 +319,106 @@ def part_sim(plume, tmp):
     check(not any(k.split(":")[0] in dead for k in pts), "nothing stored for the dead gateway")
 
 
+def crc16_modbus(data):
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+class RtuDevices(threading.Thread):
+    """Modbus RTU devices written here (no library), on the master side of a pseudo-terminal
+    whose slave path plume opens as its serial line."""
+
+    def __init__(self, regs):
+        super().__init__(daemon=True)
+        self.regs = regs  # unit id -> list of holding register words
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+        self.requests = 0
+        self.stop = False
+
+    def answer(self, frame):
+        unit, fc, addr, count = frame[0], frame[1], *struct.unpack(">HH", frame[2:6])
+        if unit not in self.regs:
+            return None  # nobody there: the master times out
+        words = self.regs[unit]
+        if fc != 3:
+            pdu = bytes([unit, fc | 0x80, 1])
+        elif addr + count > len(words):
+            pdu = bytes([unit, fc | 0x80, 2])
+        else:
+            data = b"".join(struct.pack(">H", w) for w in words[addr:addr + count])
+            pdu = bytes([unit, fc, len(data)]) + data
+        return pdu + struct.pack("<H", crc16_modbus(pdu))
+
+    def run(self):
+        buf = b""
+        while not self.stop:
+            r, _, _ = select.select([self.master], [], [], 0.2)
+            if not r:
+                buf = b""  # a silent gap ends a frame, as on a real line
+                continue
+            try:
+                buf += os.read(self.master, 256)
+            except OSError:
+                return
+            while len(buf) >= 8:
+                frame, buf = buf[:8], buf[8:]
+                if crc16_modbus(frame[:6]) != struct.unpack("<H", frame[6:8])[0]:
+                    buf = b""
+                    break
+                self.requests += 1
+                out = self.answer(frame)
+                if out:
+                    os.write(self.master, out)
+
+
+def part_rtu(plume, tmp):
+    """A serial line (RTU) with two devices behind it, over a pseudo-terminal."""
+    f = struct.pack(">f", 12.5)
+    cdab = [struct.unpack(">H", f[2:4])[0], struct.unpack(">H", f[0:2])[0]]
+    dev = RtuDevices({5: cdab + [struct.unpack(">H", struct.pack(">h", -7))[0]],
+                      6: [0, 0, 1234]})
+    dev.start()
+    cfg = {"templates": [{"name": "rtu", "order": "CDAB", "registers": [
+               {"code": "f32", "address": 0, "type": "float32"},
+               {"code": "i16", "address": 2, "type": "int16", "scale": 0.1}]}],
+           "gateways": [{"name": "line", "rtu": dev.path, "baud": 19200, "parity": "E",
+                         "interval_ms": 1000, "response_timeout_ms": 500,
+                         "devices": [{"mn": "RTU-5", "unit": 5, "template": "rtu"},
+                                     {"mn": "RTU-6", "unit": 6, "template": "rtu"},
+                                     {"mn": "RTU-9", "unit": 9, "template": "rtu"}]}]}
+    cpath = os.path.join(tmp, "rtu.json")
+    with open(cpath, "w") as fh:
+        json.dump(cfg, fh)
+    db = os.path.join(tmp, "db3")
+    sv = Serve(plume, db, cpath)
+    r = Resp(sv.qport)
+    v = wait_for(lambda: value_of(r.cmd("TS.GET", "RTU-5:f32:rtd")))
+    check(v == 12.5, f"RTU: float32 CDAB read over the serial line: {v!r}")
+    v = value_of(r.cmd("TS.GET", "RTU-5:i16:rtd"))
+    check(v is not None and abs(v - -0.7) < 1e-12, f"RTU: int16 with scale 0.1: {v!r}")
+    v = wait_for(lambda: value_of(r.cmd("TS.GET", "RTU-6:i16:rtd")))
+    check(v is not None and abs(v - 123.4) < 1e-9, f"RTU: second unit id: {v!r}")
+    states = wait_for(lambda: (lambda s: s if s.get("RTU-9", {}).get("state") == "down" else None)(
+        {j["mn"]: j for j in map(json.loads, subprocess.run(
+            [plume, "sources", "--db", db], capture_output=True, text=True).stdout.splitlines())}))
+    check(states is not None, "RTU: a unit id nobody answers is down")
+    sv.stop()
+    dev.stop = True
+
+
 def main():
     plume = os.path.abspath(sys.argv[1])
     tmp = tempfile.mkdtemp(prefix="plume-modbus-")
     atexit.register(shutil.rmtree, tmp, True)
     part_pymodbus(plume, tmp)
     part_sim(plume, tmp)
+    part_rtu(plume, tmp)
     print("1..%d" % n_checks)
     sys.exit(1 if failed else 0)
 
