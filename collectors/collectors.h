@@ -69,6 +69,44 @@ void hj212_server_get_stats(const hj212_server *s, hj212_server_stats *out);
  * callbacks. Acknowledgements still pending are dropped with their connections. */
 void hj212_server_close(hj212_server *s);
 
+
+/* ---- HTTP poller (http/poller.c) ------------------------------------------------------- */
+
+/* Polls platforms that publish monitoring data as JSON over HTTP: each source of a sources
+ * file (collectors/http/README.md) on its schedule, its records stored through
+ * engine_ingest as the HJ 212 uploads are, its state kept in the store's "sources" table
+ * (one of engine_kv_tables). */
+typedef struct http_poller http_poller;
+
+typedef struct http_poller_options {
+    const char *sources_file;      /* JSON; copied */
+    storage *st;                   /* borrowed, for the states; NULL: kept in memory only */
+    uint32_t max_connections;      /* connections (and polls) at once; 0: 256 */
+    uint32_t max_host_connections; /* per host; 0: 64 */
+    int64_t catchup_ms;            /* sources behind at start catch up over this; 0: as
+                                      fast as the connections allow */
+    uint64_t seed;                 /* of the jitter */
+} http_poller_options;
+
+typedef struct http_poller_stats {
+    uint64_t sources, up, down;
+    uint64_t polls, polls_ok, polls_failed, requests, not_modified;
+    uint64_t records, records_bad, state_changes;
+    uint64_t running, sockets, sockets_max;
+} http_poller_stats;
+
+/* Loads the sources (err says what is wrong, file and source) and starts polling. 0,
+ * -EINVAL (bad sources file), -errno (cannot read it), -ENOMEM. */
+int http_poller_start(struct uv_loop_s *loop, engine *e, const http_poller_options *o,
+                      http_poller **out, char *err, size_t errlen);
+/* Reads the sources file again; on error the sources polled so far stay. Sources keep their
+ * state by name. */
+int http_poller_reload(http_poller *p, char *err, size_t errlen);
+void http_poller_get_stats(const http_poller *p, http_poller_stats *out);
+/* Stops polling: transfers are cancelled, states written. Call before engine_close(); the
+ * memory goes once the engine has acknowledged what was ingested. */
+void http_poller_close(http_poller *p);
+
 #ifdef __cplusplus
 }
 #endif

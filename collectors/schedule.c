@@ -319,11 +319,7 @@ void coll_sched_done(coll_sched *s, uint32_t id, int64_t retry_ms)
         return;
     entry *e = &s->e[id];
     int64_t now = now_ms(s);
-    /* Half an interval after the slot at least: a source that just caught up skips a
-     * regular slot that would come right after. */
-    int64_t after = e->slot_ms + e->interval_ms / 2 + 1;
-    if (after < now)
-        after = now;
+    int64_t after = e->slot_ms + 1 > now ? e->slot_ms + 1 : now;
     int64_t next = slot_at_or_after(e, after);
     e->slot_ms = next;
     if (retry_ms > 0 && now + retry_ms < next)

@@ -108,6 +108,16 @@ static const opt opts[] = {
       "differ by more than this ..."),
     F("quality", "mismatch_rel", quality_mismatch_rel, "0.02",
       "... or more than this share of the computed one, whichever is more"),
+    S("http", "sources", http_sources, "",
+      "sources file of the HTTP poller (JSON, collectors/http/README.md), reloaded on SIGHUP; "
+      "empty = off"),
+    I("http", "max_connections", http_max_connections, "256",
+      "HTTP connections (and polls running) at once over all platforms"),
+    I("http", "max_host_connections", http_max_host_connections, "64",
+      "HTTP connections at once to one platform (scheme, host and port)"),
+    D("http", "catchup", http_catchup_s, "10m",
+      "sources behind at start (after an outage) catch up spread over this long; 0 = as fast "
+      "as the connections allow"),
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

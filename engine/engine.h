@@ -87,6 +87,10 @@ typedef struct engine_config {
     double quality_silent_hours, quality_flat_hours, quality_zero_hours, quality_running_flow;
     double quality_o2_k, quality_o2_margin, quality_o2_max;
     double quality_flagged_share, quality_mismatch_abs, quality_mismatch_rel;
+    char http_sources[1024];
+    int http_max_connections;
+    int http_max_host_connections;
+    int64_t http_catchup_s;
 } engine_config;
 
 void engine_config_defaults(engine_config *cfg);
@@ -937,6 +941,8 @@ int engine_http_request(engine_http *c, const engine_http_req *req,
 const char *engine_http_response_header(const engine_http_response *res, const char *name);
 /* Transfers in flight. */
 size_t engine_http_pending(const engine_http *c);
+/* Sockets open now (connections in use or kept alive), and the most open at once so far. */
+size_t engine_http_sockets(const engine_http *c, size_t *peak);
 /* Cancels every transfer (their callbacks run now with -ECANCELED) and closes the client;
  * memory is freed when the loop runs the handles' close callbacks. Not from a callback. */
 void engine_http_close(engine_http *c);

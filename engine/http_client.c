@@ -57,6 +57,7 @@ struct engine_http {
     xfer *xfers;
     size_t nxfers;
     sock_ctx *socks;
+    size_t nsocks, peak_socks; /* sockets curl has us watch: its open connections */
     int open_handles; /* the timer and every poll not yet closed */
     bool closing;
 };
@@ -88,6 +89,7 @@ static void on_poll_closed(uv_handle_t *h)
 static void sock_close(sock_ctx *s)
 {
     engine_http *c = s->c;
+    c->nsocks--;
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -262,6 +264,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         if (c->socks)
             c->socks->prev = s;
         c->socks = s;
+        if (++c->nsocks > c->peak_socks)
+            c->peak_socks = c->nsocks;
         c->open_handles++;
         curl_multi_assign(c->multi, fd, s);
     }
@@ -445,6 +449,13 @@ fail:
 size_t engine_http_pending(const engine_http *c)
 {
     return c->nxfers;
+}
+
+size_t engine_http_sockets(const engine_http *c, size_t *peak)
+{
+    if (peak)
+        *peak = c->peak_socks;
+    return c->nsocks;
 }
 
 void engine_http_close(engine_http *c)

@@ -41,6 +41,7 @@ extern const query_cmd query_cmds_ts[];
 extern const query_cmd query_cmds_multi[]; /* cmd_multi.c: TS.MGET, TS.MRANGE, ... */
 extern const query_cmd query_cmds_cems[];  /* cmd_cems.c: CEMS.* */
 extern const query_cmd query_cmds_pubsub[];
+extern const query_cmd query_cmds_sources[]; /* cmd_sources.c: CEMS.SOURCES */
 extern const query_cmd query_cmds_periods[]; /* cmd_periods.c: CEMS.DAILY, CEMS.EXCEEDANCES */ /* pubsub.c: (P)(UN)SUBSCRIBE */
 
 struct query_labels;

@@ -26,6 +26,7 @@ static const query_cmd *const cmd_tables[] = {
     query_cmds_cems,
     query_cmds_pubsub,
     query_cmds_periods,
+    query_cmds_sources,
 };
 
 void query_options_default(query_options *o)

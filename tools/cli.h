@@ -32,6 +32,11 @@ int64_t cli_time_arg(const char *opt, const char *val);
 int cli_open_db_only(const char *cmd, int argc, char **argv, void (*usage)(FILE *),
                      storage **st, const char **db);
 
+/* `plume sim --http HOST:PORT` (sim_http_serve.c): serves the fleet until a stop signal.
+ * Returns 0, or a negative code after printing why. */
+struct sim_fleet;
+int cli_sim_serve_http(const struct sim_fleet *f, const char *addr);
+
 /* The subcommands (one cmd_*.c each). */
 int cmd_serve(int argc, char **argv);
 int cmd_version(int argc, char **argv);

@@ -33,6 +33,7 @@ typedef struct serve {
     engine_registry *registry;  /* owned; replaced whole on reload */
     engine_alerts *alerts;
     hj212_server *hj212;
+    http_poller *http;          /* NULL without http.sources */
     query_server *query;
     query_metrics_page *metrics_page;
     serve_metrics metrics;      /* what the metrics page and INFO read */
@@ -274,6 +275,20 @@ static void on_summary(uv_timer_t *t)
                 (unsigned long long)es.live.hours_computed,
                 (unsigned long long)es.live.mismatches,
                 (unsigned long long)es.live.findings_fired);
+    if (sv->http) {
+        http_poller_stats h;
+        http_poller_get_stats(sv->http, &h);
+        engine_logf(ENGINE_LOG_INFO, "http summary",
+                    "sources=%llu up=%llu down=%llu polls=%llu polls_failed=%llu "
+                    "requests=%llu not_modified=%llu records=%llu records_bad=%llu "
+                    "running=%llu connections=%llu",
+                    (unsigned long long)h.sources, (unsigned long long)h.up,
+                    (unsigned long long)h.down, (unsigned long long)h.polls,
+                    (unsigned long long)h.polls_failed, (unsigned long long)h.requests,
+                    (unsigned long long)h.not_modified, (unsigned long long)h.records,
+                    (unsigned long long)h.records_bad, (unsigned long long)h.running,
+                    (unsigned long long)h.sockets);
+    }
     modbus_summary(sv);
 }
 
@@ -319,6 +334,8 @@ static void stop(serve *sv, const char *why)
     }
     if (sv->hj212)
         hj212_server_close(sv->hj212);
+    http_poller_close(sv->http); /* before the engine: it acknowledges what the polls gave */
+    sv->http = NULL;
     query_metrics_page_close(sv->metrics_page);
     sv->metrics_page = NULL;
     if (sv->query)
@@ -338,6 +355,38 @@ static void stop(serve *sv, const char *why)
     engine_alerts_close(sv->alerts);
 }
 
+/* The HTTP poller, when a sources file is set. A bad file stops the start (the operator
+ * asked for those sources), but only a log line on reload (the old sources poll on). */
+static int start_http(serve *sv)
+{
+    const engine_config *cfg = &sv->cfg;
+    char err[512], n[24];
+    if (!cfg->http_sources[0])
+        return 0;
+    http_poller_options o = {.sources_file = cfg->http_sources, .st = sv->st,
+                             .max_connections = (uint32_t)cfg->http_max_connections,
+                             .max_host_connections = (uint32_t)cfg->http_max_host_connections,
+                             .catchup_ms = cfg->http_catchup_s * 1000,
+                             .seed = (uint64_t)getpid()};
+    int rc = http_poller_start(sv->loop, sv->eng, &o, &sv->http, err, sizeof err);
+    if (rc != 0) {
+        engine_log_kv(ENGINE_LOG_ERROR, "http sources not loaded", "error", err, NULL);
+        return rc;
+    }
+    http_poller_stats st;
+    http_poller_get_stats(sv->http, &st);
+    snprintf(n, sizeof n, "%llu", (unsigned long long)st.sources);
+    engine_log_kv(ENGINE_LOG_INFO, "http polling", "sources", n, "file", cfg->http_sources, NULL);
+    return 0;
+}
+
+static void reload_http(serve *sv)
+{
+    char err[512];
+    if (sv->http && http_poller_reload(sv->http, err, sizeof err) != 0)
+        engine_log_kv(ENGINE_LOG_ERROR, "http sources not reloaded", "error", err, NULL);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     serve *sv = h->data;
@@ -346,6 +395,7 @@ static void on_signal(uv_signal_t *h, int signum)
         if (load_registry(sv) == 0)
             engine_set_registry(sv->eng, sv->registry);
         load_subscriptions(sv);
+        reload_http(sv);
         return;
     }
     stop(sv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -465,7 +515,7 @@ static int start_servers(serve *sv)
         query_server_set_metrics(sv->query, serve_metrics_collect, &sv->metrics);
     }
     start_metrics_page(sv);
-    return 0;
+    return start_http(sv);
 }
 
 /* Settings: defaults, then --config FILE, then the other flags in order. Exits on error. */

@@ -29,6 +29,8 @@ static void sim_usage(FILE *f)
             "  --minute-interval M minutes per 2051 record, 0 for none (default 10)\n"
             "  --rtd[=SECONDS]     also send 2011 real-time data (default every 60 s)\n"
             "  --connect HOST:PORT send to this HJ 212 server\n"
+            "  --http HOST:PORT    serve the fleet's records as HTTP JSON endpoints until\n"
+            "                      SIGTERM (port 0: any; the port is printed as JSON first)\n"
             "  --speed X           simulated seconds per real second; 0 = as fast as answers\n"
             "                      allow (default 0)\n"
             "  --direct N          only N units get their own connection; the others go over\n"
@@ -99,7 +101,7 @@ enum {
     O_FAC = 1, O_SEED, O_START, O_DAYS, O_HOURS, O_MIN, O_RTD, O_CONNECT, O_SPEED, O_DIRECT, O_FW,
     O_WINDOW, O_ACKTO, O_LINGER, O_REG, O_TRUTH, O_PRINT, O_S2005, O_SMODBUS, O_SNOACK,
     O_REXC, O_RFLAT, O_RGAP, O_ROFF, O_RFAULT, O_RMAINT, O_NOCAL, O_QUIET, O_MB, O_MBDEV,
-    O_MBUNITS, O_MBORDER, O_MBDEAD, O_MBMIS, O_MBCFG, O_MBIV, O_MBFOR
+    O_MBUNITS, O_MBORDER, O_MBDEAD, O_MBMIS, O_MBCFG, O_MBIV, O_MBFOR, O_HTTP
 };
 
 int cmd_sim(int argc, char **argv)
@@ -121,12 +123,13 @@ int cmd_sim(int argc, char **argv)
         {"modbus-dead-gateway", 1, 0, O_MBDEAD}, {"modbus-misconfigured", 1, 0, O_MBMIS},
         {"modbus-config-out", 1, 0, O_MBCFG}, {"modbus-interval-ms", 1, 0, O_MBIV},
         {"modbus-for", 1, 0, O_MBFOR},
+        {"http", 1, 0, O_HTTP},
         {0, 0, 0, 0}};
     sim_options so;
     sim_wire_options wo;
     sim_options_defaults(&so);
     sim_wire_options_defaults(&wo);
-    const char *connect = NULL, *reg_dir = NULL, *truth = NULL;
+    const char *connect = NULL, *reg_dir = NULL, *truth = NULL, *http = NULL;
     bool print = false, quiet = false;
     char host[256] = "";
     sim_modbus_run_options mb;
@@ -180,12 +183,13 @@ int cmd_sim(int argc, char **argv)
         case O_MBCFG: mb.config_out = optarg; break;
         case O_MBIV: mb.interval_ms = (int)num_arg(o, optarg, 100, 86400000); break;
         case O_MBFOR: mb.for_s = num_arg(o, optarg, 0, 1e9); break;
+        case O_HTTP: http = optarg; break;
         case 'h': sim_usage(stdout); return 0;
         default: sim_usage(stderr); return 2;
         }
     }
-    if (optind < argc || (!connect && !print && !reg_dir && !truth && !mb.listen)) {
-        fprintf(stderr, "plume sim: nothing to do: give --connect, --modbus, --print, "
+    if (optind < argc || (!connect && !print && !reg_dir && !truth && !mb.listen && !http)) {
+        fprintf(stderr, "plume sim: nothing to do: give --connect, --http, --modbus, --print, "
                         "--registry-out or --truth-out\n");
         return 2;
     }
@@ -276,6 +280,8 @@ int cmd_sim(int argc, char **argv)
         if (sim_wire_stats_format(&st, line, sizeof line) > 0)
             printf("%s\n", line);
     }
+    if (http)
+        rc = cli_sim_serve_http(f, http);
 done:
     sim_fleet_destroy(f);
     return rc ? 1 : 0;

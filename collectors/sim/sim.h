@@ -278,6 +278,38 @@ int sim_wire_run(const sim_fleet *f, const sim_wire_options *o, sim_wire_stats *
 /* The stats as one JSON object line (no newline); returns the length or -ERANGE. */
 int sim_wire_stats_format(const sim_wire_stats *s, char *buf, size_t cap);
 
+
+/* ---- HTTP JSON endpoints (http_server.c, http_feed.c) --------------------------------- */
+
+/* The fleet as a provincial disclosure platform publishes it: each facility's records of a
+ * time window as JSON over HTTP/1.1 (keep-alive), paged; README.md has the routes and the
+ * format. Values are those the units send in HJ 212, at the same decimals. Runs on the
+ * caller's loop. */
+typedef struct sim_http sim_http; /* opaque */
+struct uv_loop_s;
+
+typedef struct sim_http_options {
+    const char *host;          /* IPv4 or IPv6 literal */
+    int port;                  /* 0: any free port (sim_http_port) */
+    uint32_t max_connections;  /* more are closed at once; 0: 4096 */
+} sim_http_options;
+
+typedef struct sim_http_stats {
+    uint64_t connections, open, max_open; /* accepted; open now; most open at once */
+    uint64_t requests, ok, not_modified, errors; /* errors: answers 4xx and 5xx */
+    uint64_t records, bytes;   /* records and body bytes served in 200 answers */
+} sim_http_stats;
+
+/* Listens; 0, or the libuv error of the bind (-EADDRINUSE ...), -EINVAL, -ENOMEM. */
+int sim_http_start(struct uv_loop_s *loop, const sim_fleet *f, const sim_http_options *o,
+                   sim_http **out);
+int sim_http_port(const sim_http *h);
+void sim_http_get_stats(const sim_http *h, sim_http_stats *out);
+/* The stats as one JSON object (no newline); the length or -ERANGE. */
+int sim_http_stats_format(const sim_http_stats *s, char *buf, size_t cap);
+/* Closes the listener and every connection; memory goes as the loop runs the callbacks. */
+void sim_http_close(sim_http *h);
+
 #ifdef __cplusplus
 }
 #endif
