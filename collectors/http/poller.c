@@ -434,10 +434,6 @@ static void on_response(void *arg, const engine_http_response *res)
         fail_poll(r, "", err);
         return;
     }
-    if (r->page == 0 && pr->conditional) {
-        set_text(r->s.etag, sizeof r->s.etag, res->etag, NULL);
-        set_text(r->s.last_modified, sizeof r->s.last_modified, res->last_modified, NULL);
-    }
     r->fetched += pg.nrecords;
     r->bad += pg.bad;
     p->st.records_bad += pg.bad;
@@ -446,6 +442,13 @@ static void on_response(void *arg, const engine_http_response *res)
     ingest_page(r, &pg);
     bool more = next_page(r, &pg);
     http_page_free(&pg);
+    if (r->page == 0 && pr->conditional) {
+        /* Validators of a window that fits one page: a 304 then says the whole window is
+         * unchanged. A first page says nothing of the pages after it. */
+        set_text(r->s.etag, sizeof r->s.etag, more ? NULL : res->etag, NULL);
+        set_text(r->s.last_modified, sizeof r->s.last_modified,
+                 more ? NULL : res->last_modified, NULL);
+    }
     if (more && !p->closing) {
         r->page++;
         request(r);

@@ -264,8 +264,8 @@ static int parse_profile(ctx *c, const cJSON *o, http_profile **out)
     if (rc == 0 && !cJSON_IsObject(o))
         rc = fail(c, "defaults", "expected an object");
     if (rc || (rc = get_string(c, o, "url", NULL, true, &p->url)) ||
-        (rc = get_string(c, o, "method", "GET", false, &p->method)) ||
         (rc = get_string(c, o, "body", NULL, false, &p->body)) ||
+        (rc = get_string(c, o, "method", p->body ? "POST" : "GET", false, &p->method)) ||
         (rc = get_string(c, o, "bearer_token", NULL, false, &p->bearer_token)) ||
         (rc = get_duration_s(c, o, "timeout", 30, &timeout_s)) ||
         (rc = get_duration_s(c, o, "interval", 3600, &p->interval_s)) ||
