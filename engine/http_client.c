@@ -41,7 +41,7 @@ typedef struct xfer {
     engine_http_done_fn fn;
     void *arg;
     char *body;
-    size_t body_len, body_cap;
+    size_t body_len, body_cap, body_max; /* body grows up to body_max bytes */
     bool truncated;
     char hdr[MAX_HEADER_BYTES];
     size_t hdr_len;
@@ -332,6 +332,17 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
     xfer *x = arg;
     size_t len = size * n;
+    if (x->body_len + len + 1 > x->body_cap && x->body_cap < x->body_max + 1) {
+        /* Grow by doubling up to the cap: most bodies are small, a few are large. */
+        size_t cap = x->body_cap;
+        while (cap < x->body_len + len + 1 && cap < x->body_max + 1)
+            cap = cap * 2 < x->body_max + 1 ? cap * 2 : x->body_max + 1;
+        char *nb = realloc(x->body, cap);
+        if (nb) {
+            x->body = nb;
+            x->body_cap = cap;
+        }
+    }
     size_t room = x->body_cap - 1 - x->body_len;
     size_t take = len;
     if (take > room) {
@@ -417,7 +428,8 @@ int engine_http_request(engine_http *c, const engine_http_req *req,
         return -ENOMEM;
     x->fn = fn;
     x->arg = arg;
-    x->body_cap = c->max_body + 1;
+    x->body_max = c->max_body;
+    x->body_cap = c->max_body + 1 < 16384 ? c->max_body + 1 : 16384;
     x->body = malloc(x->body_cap);
     x->easy = curl_easy_init();
     int rc = -ENOMEM;

@@ -43,6 +43,7 @@ typedef struct src {
     http_state s;
     uint32_t id, host, next_wait;
     bool running;
+    bool cycled;                /* has ended a poll (or had nothing to ask) in this generation */
     /* the poll under way */
     int64_t from, to, page;     /* page: 0-based index */
     uint64_t fetched, stored, bad;
@@ -62,6 +63,9 @@ struct gen {
     uint32_t nhosts;
     coll_sched *sched;          /* NULL once retired */
     uint32_t running;
+    uint32_t cycled;            /* sources that have cycled */
+    uint32_t cycled_failed;
+    int64_t started_ms;         /* when the generation started, for its first cycle's time */
     bool retired;
     bool retiring;              /* gen_retire is walking it: it frees, not maybe_finish */
 };
@@ -181,6 +185,34 @@ static void log_change(http_poller *p, const src *r, bool up)
 
 /* ---- A poll ----------------------------------------------------------------------------- */
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Counts a source's first poll of the generation; logs once when every source has had one:
+ * how long a whole cycle takes is the figure an operator sizes connections by. */
+static void mark_cycled(src *r, bool failed)
+{
+    gen *g = r->g;
+    if (r->cycled || g->retired)
+        return;
+    r->cycled = true;
+    g->cycled++;
+    g->cycled_failed += failed;
+    if (g->cycled == g->n) {
+        char secs[32], n[24], ok[24], bad[24];
+        snprintf(secs, sizeof secs, "%.3f", (double)(mono_ms() - g->started_ms) / 1000.0);
+        snprintf(n, sizeof n, "%zu", g->n);
+        snprintf(ok, sizeof ok, "%u", g->cycled - g->cycled_failed);
+        snprintf(bad, sizeof bad, "%u", g->cycled_failed);
+        engine_log_kv(ENGINE_LOG_INFO, "http first cycle done", "seconds", secs, "sources", n,
+                      "ok", ok, "failed", bad, NULL);
+    }
+}
+
 static void request(src *r);
 
 /* Ends the poll once its requests are over and its records acknowledged. */
@@ -242,8 +274,10 @@ static void maybe_finish(src *r)
         }
         coll_sched_done(g->sched, r->id, retry);
     }
-    if (!cancelled)
+    if (!cancelled) {
         save_state(r);
+        mark_cycled(r, !r->ok || r->store_failed);
+    }
     if (g->retired && !g->retiring && g->running == 0)
         gen_free(g);
 }
@@ -545,6 +579,7 @@ static void on_fire(void *arg, uint32_t id, int64_t slot_ms)
     if (!http_window(r->def->prof, r->s.cursor, now, &r->from, &r->to, &r->more)) {
         r->running = false; /* nothing new since the last window: not a poll */
         g->running--;
+        mark_cycled(r, false);
         coll_sched_done(g->sched, id, 0);
         return;
     }
@@ -717,6 +752,7 @@ static int gen_create(http_poller *p, const gen *old, gen **out, char *err, size
     }
     p->gens++;
     p->st.sources = g->n;
+    g->started_ms = mono_ms();
     *out = g;
     return 0;
 }
