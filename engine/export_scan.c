@@ -6,9 +6,8 @@
  * usually share an MN, so the hash is consulted only when it changes), each outlet's O2 and
  * flow hours are read once, and then each pollutant's hours and daily records are read and
  * handed to daily.c. Every read goes through the caller's one reader, so the whole export
- * sees one snapshot of the store. Reading and computing overlap: the caller's thread reads
- * batches of MNs while a worker thread rolls the previous batch up and calls the callbacks,
- * so an export uses two cores. Batches are reused: nothing is allocated per row.
+ * sees one snapshot of the store. The work is split over two cores (see "Batches" below).
+ * Batches are reused: nothing is allocated per row.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -233,10 +232,18 @@ static int catalog_load(storage *st, catalog *c)
     return rc;
 }
 
-/* ---- Reading: the caller's thread --------------------------------------------------------- */
+/* ---- Batches ---------------------------------------------------------------------------- */
 
-/* What the worker needs of one MN: its outlet, its O2 and flow hours, and each selected
- * pollutant's hours and days, as ranges of the batch's points. */
+/* The work splits over two threads. The caller's thread reads the store (one reader, one
+ * snapshot: an LMDB read transaction belongs to the thread that opened it) into a batch of
+ * points, grouped by MN. A worker thread takes batches and hands rows to the callbacks
+ * (formatting and writing them). Who rolls the points up depends on who has time: when the
+ * worker is free as a batch fills (a day of many series: reading dominates), it gets the
+ * points and rolls them up itself; when it is still busy (a year of few series: rows
+ * dominate), the reading thread rolls the batch up into rows before handing it over. Every
+ * pointer in a row stays valid for the whole scan (catalog, registry, static text), so rows
+ * are copied as they are. */
+
 typedef struct work_entry {
     const entry *e;
     size_t h_off, h_n, d_off, d_n;
@@ -248,32 +255,57 @@ typedef struct work_group {
     const engine_facility *fac;
     int flow_unit;
     size_t o2_off, o2_n, fl_off, fl_n;
-    size_t first, n;             /* its entries in the batch */
+    size_t first, n;             /* its entries */
 } work_group;
+
+typedef struct qrow {
+    bool episode;
+    union {
+        engine_daily_row d;
+        engine_episode_row e;
+    } u;
+} qrow;
 
 typedef struct batch {
     storage_point *pts;
-    size_t npts, cap;
+    size_t npts, cappts;
     work_group *groups;
     size_t ng, capg;
     work_entry *ents;
     size_t ne, cape;
+    qrow *rows;                  /* the rows, once rolled up on the reading thread */
+    size_t nrows, caprows;
+    bool rolled;
+    uint64_t series_done;        /* series read when the batch was handed over */
 } batch;
 
-#define BATCH_POINTS (1u << 18)  /* hand a batch over once it holds this many points */
-#define BATCH_GROUPS 8192
+#define BATCH_POINTS (1u << 16)
+#define BATCH_GROUPS 1024
 
-static void batch_clear(batch *b)
-{
-    b->npts = b->ng = b->ne = 0;
-}
+typedef struct scan {
+    const engine_export_opts *o;
+    const catalog *c;
+    storage_reader *r;
+    int64_t from, to;            /* seconds read: [from_day, to_day + 1 day) */
+    batch b[2];
+    int cur;                     /* the batch being filled */
+    int full[2];                 /* 1: handed to the worker; 2: the last one */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int rc;                      /* the first error of either side */
+    uint64_t series_done, series_total;
+    engine_export_progress prog; /* the worker's */
+} scan;
 
 static void batch_free(batch *b)
 {
     free(b->pts);
     free(b->groups);
     free(b->ents);
+    free(b->rows);
 }
+
+/* ---- Reading: the caller's thread ------------------------------------------------------- */
 
 /* Appends the points of sid in [from, to] to b; *off and *n say where (sid 0: none). */
 static int read_series(storage_reader *r, storage_sid sid, int64_t from, int64_t to, batch *b,
@@ -288,7 +320,8 @@ static int read_series(storage_reader *r, storage_sid sid, int64_t from, int64_t
     if (rc)
         return rc;
     for (;;) {
-        if (b->npts == b->cap && grow((void **)&b->pts, &b->cap, b->npts + 1, sizeof *b->pts)) {
+        if (b->npts == b->cappts &&
+            grow((void **)&b->pts, &b->cappts, b->npts + 1, sizeof *b->pts)) {
             rc = -ENOMEM;
             break;
         }
@@ -332,12 +365,11 @@ static void labels_of(const group *g, const engine_outlet *o, const engine_facil
     }
 }
 
-typedef struct scan scan;
-
 /* Reads one MN's selected series into b (nothing when the filter leaves none). */
-static int read_group(scan *s, const engine_export_opts *o, const catalog *c, const group *g,
-                      storage_reader *r, int64_t from, int64_t to, batch *b)
+static int read_group(scan *s, const group *g, batch *b)
 {
+    const engine_export_opts *o = s->o;
+    const catalog *c = s->c;
     const engine_outlet *out = o->reg ? engine_registry_outlet_by_mn(o->reg, g->mn,
                                                                     strlen(g->mn))
                                       : NULL;
@@ -359,10 +391,10 @@ static int read_group(scan *s, const engine_export_opts *o, const catalog *c, co
         fe = find_code(c, g, WATER_FLOW_CODE);
         w->flow_unit = ENGINE_FLOW_L_S;
     }
-    int rc = read_series(r, hours_of(fe), from, to, b, &w->fl_off, &w->fl_n);
+    int rc = read_series(s->r, hours_of(fe), s->from, s->to, b, &w->fl_off, &w->fl_n);
     if (rc == 0)
-        rc = read_series(r, hours_of(find_code(c, g, O2_CODE)), from, to, b, &w->o2_off,
-                         &w->o2_n);
+        rc = read_series(s->r, hours_of(find_code(c, g, O2_CODE)), s->from, s->to, b,
+                         &w->o2_off, &w->o2_n);
     for (uint32_t k = g->first; rc == 0 && k; k = c->e[k - 1].next) {
         const entry *e = &c->e[k - 1];
         gl.v[FL_POLLUTANT] = e->code;
@@ -372,49 +404,65 @@ static int read_group(scan *s, const engine_export_opts *o, const catalog *c, co
             return -ENOMEM;
         work_entry *we = &b->ents[b->ne];
         we->e = e;
-        if ((rc = read_series(r, hours_of(e), from, to, b, &we->h_off, &we->h_n)) ||
-            (rc = read_series(r, e->day, from, to, b, &we->d_off, &we->d_n)))
+        if ((rc = read_series(s->r, hours_of(e), s->from, s->to, b, &we->h_off, &we->h_n)) ||
+            (rc = read_series(s->r, e->day, s->from, s->to, b, &we->d_off, &we->d_n)))
             break;
         b->ne++;
+        s->series_done++;
     }
     w->n = b->ne - w->first;
     b->ng++;
-    (void)s;
     return rc;
 }
 
-/* ---- Computing and writing rows: the worker thread -------------------------------------- */
+/* ---- Rolling up: on either thread ------------------------------------------------------- */
 
-/* Two batches go back and forth: the caller's thread reads the store into one (one reader,
- * one snapshot: an LMDB read transaction belongs to the thread that opened it) while the
- * worker rolls the other up and hands its rows to the callbacks. */
-struct scan {
-    const engine_export_opts *o;
-    batch b[2];
-    int full[2];                 /* 1: handed to the worker; 2: the last one */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int rc;                      /* the first error of either side */
-    engine_export_progress prog;
-};
+/* Where rows go: into the batch (reading thread) or straight to the callbacks (worker). */
+typedef struct sink {
+    scan *s;
+    batch *b;                    /* NULL: to the callbacks */
+} sink;
 
-static int count_rows_daily(void *ud, const engine_daily_row *row)
+static qrow *queue(batch *b)
 {
-    scan *s = ud;
-    s->prog.rows++;
-    return s->o->on_daily(s->o->ud, row);
+    if (grow((void **)&b->rows, &b->caprows, b->nrows + 1, sizeof *b->rows))
+        return NULL;
+    return &b->rows[b->nrows++];
 }
 
-static int count_rows_episode(void *ud, const engine_episode_row *row)
+static int to_daily(void *ud, const engine_daily_row *row)
 {
-    scan *s = ud;
-    s->prog.rows++;
-    return s->o->on_episode(s->o->ud, row);
+    sink *k = ud;
+    if (!k->b) {
+        k->s->prog.rows++;
+        return k->s->o->on_daily(k->s->o->ud, row);
+    }
+    qrow *q = queue(k->b);
+    if (!q)
+        return -ENOMEM;
+    q->episode = false;
+    q->u.d = *row;
+    return 0;
 }
 
-static int compute_batch(scan *s, const batch *b)
+static int to_episode(void *ud, const engine_episode_row *row)
 {
-    const engine_export_opts *o = s->o;
+    sink *k = ud;
+    if (!k->b) {
+        k->s->prog.rows++;
+        return k->s->o->on_episode(k->s->o->ud, row);
+    }
+    qrow *q = queue(k->b);
+    if (!q)
+        return -ENOMEM;
+    q->episode = true;
+    q->u.e = *row;
+    return 0;
+}
+
+/* Rolls every series of b up; rows go to k. */
+static int roll_up(const engine_export_opts *o, const batch *b, sink *k)
+{
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < b->ng; i++) {
         const work_group *w = &b->groups[i];
@@ -428,13 +476,35 @@ static int compute_batch(scan *s, const batch *b)
                 .flow_unit = w->flow_unit, .from_day = o->from_day, .to_day = o->to_day,
             };
             if (o->on_daily)
-                rc = engine_daily_rows(o->reg, &in, o->rollup, count_rows_daily, s);
+                rc = engine_daily_rows(o->reg, &in, o->rollup, to_daily, k);
             if (rc == 0 && o->on_episode)
-                rc = engine_episode_rows(o->reg, &in, o->rollup, count_rows_episode, s);
-            if (rc == 0 && ++s->prog.series_done % PROGRESS_EVERY == 0 && o->on_progress)
-                rc = o->on_progress(o->ud, &s->prog);
+                rc = engine_episode_rows(o->reg, &in, o->rollup, to_episode, k);
         }
     }
+    return rc;
+}
+
+/* ---- Writing: the worker thread --------------------------------------------------------- */
+
+static int deliver(scan *s, const batch *b)
+{
+    const engine_export_opts *o = s->o;
+    int rc = 0;
+    if (b->rolled) {
+        for (size_t i = 0; rc == 0 && i < b->nrows; i++) {
+            rc = b->rows[i].episode ? o->on_episode(o->ud, &b->rows[i].u.e)
+                                    : o->on_daily(o->ud, &b->rows[i].u.d);
+            s->prog.rows++;
+        }
+    } else {
+        sink k = {s, NULL};
+        rc = roll_up(o, b, &k);
+    }
+    uint64_t before = s->prog.series_done;
+    s->prog.series_done = b->series_done;
+    if (rc == 0 && o->on_progress &&
+        before / PROGRESS_EVERY != s->prog.series_done / PROGRESS_EVERY)
+        rc = o->on_progress(o->ud, &s->prog);
     return rc;
 }
 
@@ -450,7 +520,9 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&s->mu);
         if (stop)
             return NULL;
-        int rc = compute_batch(s, &s->b[i]);
+        int rc = deliver(s, &s->b[i]);
+        if (rc == 0 && last && s->o->on_progress)
+            rc = s->o->on_progress(s->o->ud, &s->prog);
         pthread_mutex_lock(&s->mu);
         s->full[i] = 0;
         if (rc && !s->rc)
@@ -462,9 +534,24 @@ static void *worker(void *arg)
     }
 }
 
-/* Hands batch i to the worker (last: no more follow) and waits until batch i ^ 1 is free. */
-static int hand_over(scan *s, int i, bool last)
+/* Hands the current batch to the worker (last: no more follow), rolled up here first if the
+ * worker is still busy with the other one, and waits until the other one is free. */
+static int hand_over(scan *s, bool last)
 {
+    int i = s->cur;
+    batch *b = &s->b[i];
+    b->series_done = s->series_done;
+    pthread_mutex_lock(&s->mu);
+    bool busy = s->full[i ^ 1] != 0;
+    pthread_mutex_unlock(&s->mu);
+    b->rolled = busy;
+    b->nrows = 0;
+    if (busy) {
+        sink k = {s, b};
+        int rc = roll_up(s->o, b, &k);
+        if (rc)
+            return rc;
+    }
     pthread_mutex_lock(&s->mu);
     s->full[i] = last ? 2 : 1;
     pthread_cond_broadcast(&s->cv);
@@ -472,7 +559,9 @@ static int hand_over(scan *s, int i, bool last)
         pthread_cond_wait(&s->cv, &s->mu);
     int rc = s->rc;
     pthread_mutex_unlock(&s->mu);
-    batch_clear(&s->b[i ^ 1]);
+    s->cur = i ^ 1;
+    b = &s->b[s->cur];
+    b->npts = b->ng = b->ne = b->nrows = 0;
     return rc;
 }
 
@@ -502,52 +591,45 @@ static uint64_t count_selected(const engine_export_opts *o, const catalog *c)
     return n;
 }
 
-/* Reads every group into batches, handing each to the worker when full. */
-static int read_all(scan *s, const catalog *c, storage_reader *r)
+static int read_all(scan *s)
 {
-    const engine_export_opts *o = s->o;
-    int64_t from = o->from_day, to = o->to_day + 86399;
-    int i = 0, rc = 0;
-    for (size_t gi = 0; rc == 0 && gi < c->ng; gi++) {
-        rc = read_group(s, o, c, &c->g[gi], r, from, to, &s->b[i]);
-        if (rc == 0 && (s->b[i].npts >= BATCH_POINTS || s->b[i].ng >= BATCH_GROUPS)) {
-            rc = hand_over(s, i, false);
-            i ^= 1;
-        }
+    int rc = 0;
+    for (size_t gi = 0; rc == 0 && gi < s->c->ng; gi++) {
+        batch *b = &s->b[s->cur];
+        rc = read_group(s, &s->c->g[gi], b);
+        if (rc == 0 && (b->npts >= BATCH_POINTS || b->ng >= BATCH_GROUPS))
+            rc = hand_over(s, false);
     }
-    if (rc != 0) { /* stop the worker */
-        pthread_mutex_lock(&s->mu);
-        if (!s->rc)
-            s->rc = rc;
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        return rc;
-    }
-    return hand_over(s, i, true);
+    if (rc == 0)
+        return hand_over(s, true);
+    pthread_mutex_lock(&s->mu); /* stop the worker */
+    if (!s->rc)
+        s->rc = rc;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }
 
 int engine_export_scan(storage *st, storage_reader *r, const engine_export_opts *o)
 {
     catalog c = {0};
-    scan s = {.o = o};
+    scan s = {.o = o, .c = &c, .r = r, .from = o->from_day, .to = o->to_day + 86399};
     pthread_t th;
     int rc = catalog_load(st, &c);
     if (rc == 0) {
-        s.prog.series_total = count_selected(o, &c);
+        s.series_total = s.prog.series_total = count_selected(o, &c);
         pthread_mutex_init(&s.mu, NULL);
         pthread_cond_init(&s.cv, NULL);
         if (pthread_create(&th, NULL, worker, &s) != 0) {
             rc = -EAGAIN;
         } else {
-            int rrc = read_all(&s, &c, r);
+            int rrc = read_all(&s);
             pthread_join(th, NULL);
             rc = s.rc ? s.rc : rrc;
         }
         pthread_cond_destroy(&s.cv);
         pthread_mutex_destroy(&s.mu);
     }
-    if (rc == 0 && o->on_progress)
-        rc = o->on_progress(o->ud, &s.prog);
     batch_free(&s.b[0]);
     batch_free(&s.b[1]);
     free(c.g);

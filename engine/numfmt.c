@@ -161,29 +161,30 @@ static const long double pow10_long[28] = {
     1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L,
 };
 
-/* The n-significant-digit decimal nearest v (1e-4 <= v < 1e15, 15 <= n <= 17) as r / 10^k.
- * With a 64-bit mantissa, v * 10^k is off by under 0.006 of a unit, so the rounding is
- * certain unless the fraction lies that close to one half: then false (caller falls back). */
-static bool round_digits(double v, int n, uint64_t *r, int *k)
+/* The n-significant-digit decimal nearest v (1e-4 <= v < 1e15, 15 <= n <= 17) as r / 10^k;
+ * *e is v's decimal exponent, a guess (log10) corrected here. With a 64-bit mantissa,
+ * v * 10^k is off by under 0.006 of a unit, so the rounding is certain unless the fraction
+ * lies that close to one half: then false (the caller falls back to printf). */
+static bool round_digits(double v, int n, int *e, uint64_t *r, int *k)
 {
-    int e = (int)floor(log10(v));
     for (int pass = 0; pass < 2; pass++) {
-        *k = n - 1 - e;
+        *k = n - 1 - *e;
         if (*k < 0 || *k > 27)
             return false;
         long double x = (long double)v * pow10_long[*k];
         if (x < pow10_long[n - 1]) {
-            e--;
+            (*e)--;
             continue;
         }
         if (x >= pow10_long[n]) {
-            e++;
+            (*e)++;
             continue;
         }
-        long double fl = floorl(x), frac = x - fl;
-        if (fabsl(frac - 0.5L) < 0.01L)
+        uint64_t i = (uint64_t)x; /* x < 10^17 < 2^63: truncation is floor */
+        long double frac = x - (long double)i;
+        if (frac > 0.49L && frac < 0.51L)
             return false;
-        *r = (uint64_t)fl + (frac > 0.5L);
+        *r = i + (frac > 0.5L);
         if (*r == (uint64_t)pow10_long[n]) { /* 9.99..95 rounds up to 10.0..0 */
             *r /= 10;
             (*k)--;
@@ -209,11 +210,14 @@ static int format_general_fast(double v, char *buf)
 {
     uint64_t r;
     int k, eq;
-    if (!(v >= 1e-4 && v < 1e15) || !round_digits(v, 15, &r, &k) || equals(r, k, v) != 0)
+    if (!(v >= 1e-4 && v < 1e15))
         return -1;
-    if (!round_digits(v, 16, &r, &k) || (eq = equals(r, k, v)) < 0)
+    int e = (int)floor(log10(v));
+    if (!round_digits(v, 15, &e, &r, &k) || equals(r, k, v) != 0)
         return -1;
-    if (!eq && !round_digits(v, 17, &r, &k))
+    if (!round_digits(v, 16, &e, &r, &k) || (eq = equals(r, k, v)) < 0)
+        return -1;
+    if (!eq && !round_digits(v, 17, &e, &r, &k))
         return -1; /* 16 digits do not read back: the nearest 17 always do */
     int n = format_fixed(r, k, buf);
     while (k > 0 && buf[n - 1] == '0') /* %g drops trailing zeros */
