@@ -46,8 +46,9 @@ static void usage(FILE *f)
         "  --excel           CSV for Excel: UTF-8 BOM, CRLF, numeric-looking codes as text\n"
         "  --pg CONNINFO     with --format pg: the libpq connection string; one transaction\n"
         "                    creates the table if missing, COPYs into a staging table and\n"
-        "                    upserts on (mn, pollutant, day) / (mn, pollutant, period,\n"
-        "                    start_time): re-running days replaces them, a failure writes\n"
+        "                    upserts on (day, mn, pollutant) / (mn, pollutant, period,\n"
+        "                    start_time) (days the table does not hold yet are copied\n"
+        "                    straight in): re-running days replaces them, a failure writes\n"
         "                    nothing\n"
         "  --filter L=V[,V]  only outlets/pollutants whose label L is one of the values;\n"
         "                    labels: facility uscc region (prefix) industry outlet medium mn\n"
@@ -326,7 +327,15 @@ static int export_run(opts *o)
         fprintf(stderr, "plume export: %s holds no registry (plume registry import): rows "
                 "carry MNs only, and no limits\n", o->db);
     if (strcmp(o->format, "pg") == 0) {
-        r.w = export_pg_open(t, o->pg, o->quiet);
+        char range[256], a[16], b[16];
+        export_format_date(o->from, a);
+        export_format_date(o->to, b);
+        if (daily)
+            snprintf(range, sizeof range, "day BETWEEN '%s' AND '%s'", a, b);
+        else
+            snprintf(range, sizeof range, "start_time >= '%sT00:00:00+08:00' AND start_time "
+                     "< '%sT00:00:00+08:00'::timestamptz + interval '1 day'", a, b);
+        r.w = export_pg_open(t, o->pg, range, o->quiet);
     } else {
         export_file_opts fo = {.path = o->out, .jsonl = strcmp(o->format, "jsonl") == 0,
                                .excel = o->excel};

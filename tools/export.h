@@ -79,8 +79,10 @@ typedef struct export_file_opts {
 export_writer *export_file_open(const export_table *t, const export_file_opts *o);
 
 /* PostgreSQL through libpq: one transaction that creates the table if missing, COPYs the
- * rows into a temporary staging table and upserts them on the table's key. */
-export_writer *export_pg_open(const export_table *t, const char *conninfo, bool quiet);
+ * rows into a temporary staging table and upserts them on the table's key (or, when the
+ * table holds no row where range, an SQL condition, holds, COPYs straight into it). */
+export_writer *export_pg_open(const export_table *t, const char *conninfo, const char *range,
+                              bool quiet);
 
 /* Formats a local day / a time at +08:00 (buf needs 11 / 26 bytes); the length. */
 int export_format_date(int64_t day, char *buf);
