@@ -608,5 +608,19 @@ def live(srv, c2, c3):
     other = pairs(c2.cmd("CEMS.CHART", "DEMO:a21026:hour", "-", "+", 1000))
     check(len(other.get("points", [])) == 48, "other series' charts are unchanged", other)
 
+    # A registry reload (SIGHUP) may change limits: charts are computed afresh after it.
+    c2.cmd(*chart_args)
+    hits, misses = info_field(c2, "reply_cache_hits"), info_field(c2, "reply_cache_misses")
+    loaded = sum("registry loaded" in line for line in srv.log)
+    srv.p.send_signal(1)  # SIGHUP
+    end = time.time() + 30
+    while time.time() < end and sum("registry loaded" in line for line in srv.log) == loaded:
+        time.sleep(0.05)
+    again = pairs(c2.cmd(*chart_args))
+    check(again == after and info_field(c2, "reply_cache_hits") == hits and
+          info_field(c2, "reply_cache_misses") == misses + 1,
+          "after a registry reload the chart is computed afresh",
+          (hits, misses, info_field(c2, "reply_cache_hits"), info_field(c2, "reply_cache_misses")))
+
 
 main()
