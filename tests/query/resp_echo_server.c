@@ -1,6 +1,8 @@
-/* resp_echo_server.c: a minimal daemon around the query server for the integration tests,
- * until `plume serve` wires the server into the real daemon. It listens on 127.0.0.1 on a
- * free port (and optionally a Unix socket), prints the port on stdout, and runs until
+/* resp_echo_server.c: a minimal daemon around the query server for test_server.py, which
+ * exercises the connection layer with limits `plume serve` does not expose (output and bulk
+ * limits, idle timeout); the series and CEMS.* commands are tested on the real daemon
+ * (test_cems.py). It listens on 127.0.0.1 on a free port (and optionally a Unix socket),
+ * prints the port on stdout, and runs until
  * SIGTERM or SIGINT, after which it closes the server cleanly (so ASan sees no leak).
  *
  *   resp_echo_server [--token T] [--idle-ms N] [--max-clients N] [--max-bulk N]
