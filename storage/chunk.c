@@ -930,18 +930,32 @@ int chunk_decode(const void *data, size_t len, storage_point *pts, size_t cap, s
     ts_sink ts = {(char *)&pts[0].ts, sizeof *pts, NULL, 0};
     if (ts_decode(&h, sc.ts, &ts) < 0)
         return STORAGE_ECORRUPT;
+    /* Masks, and zeros in the columns the chunk lacks, in one pass over the points (the
+     * common series of averages alone gets a fixed-size clear the compiler inlines). */
     runs mk;
     runs_init(&mk, sc.masks, h.mask_len);
-    for (uint32_t i = 0; i < np; i++)
-        pts[i].mask = h.layout & LAYOUT_MASKS ? runs_next(&mk) : h.info.colmask;
+    unsigned absent = 0;
+    for (int c = 0; c < STORAGE_NCOLS; c++)
+        absent |= (count[c] == 0) << c;
+    bool vary = h.layout & LAYOUT_MASKS;
+    if (absent == ((1u << STORAGE_NCOLS) - 1) - (1u << STORAGE_COL_AVG)) {
+        for (uint32_t i = 0; i < np; i++) {
+            pts[i].mask = vary ? runs_next(&mk) : h.info.colmask;
+            memset(&pts[i].v[STORAGE_COL_AVG + 1], 0, sizeof(double) * (STORAGE_NCOLS - 1));
+        }
+    } else {
+        for (uint32_t i = 0; i < np; i++) {
+            pts[i].mask = vary ? runs_next(&mk) : h.info.colmask;
+            for (int c = 0; c < STORAGE_NCOLS; c++)
+                if (absent >> c & 1)
+                    pts[i].v[c] = 0;
+        }
+    }
     if (flags_decode(&h, &sc, &pts[0].flag, sizeof *pts, -1) < 0)
         return STORAGE_ECORRUPT;
     for (int c = 0; c < STORAGE_NCOLS; c++) {
-        if (!count[c]) {
-            for (uint32_t i = 0; i < np; i++)
-                pts[i].v[c] = 0;
+        if (!count[c])
             continue;
-        }
         /* Decode the column packed at the front, then spread it out from the back: the
          * k-th value moves to a point at index >= k, so nothing unread is overwritten. */
         if (val_decode(&h.col[c], sc.col[c], sc.col[c] + h.col[c].stream_len, count[c],
