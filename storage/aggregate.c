@@ -63,12 +63,12 @@ static storage_bucket *bucket_get(acc *a, int64_t s)
     return &a->b[pos];
 }
 
-/* Folds a chunk_agg (or one value, as an aggregate of one) into its bucket. */
-static int fold(acc *a, const chunk_agg *g)
+/* Folds a chunk_agg into the bucket starting at start. */
+static int fold_at(acc *a, int64_t start, const chunk_agg *g)
 {
     if (g->count == 0)
         return 0;
-    storage_bucket *b = bucket_get(a, bucket_start(a, g->first_ts));
+    storage_bucket *b = bucket_get(a, start);
     if (!b)
         return -ENOMEM;
     if (b->count == 0) {
@@ -107,6 +107,12 @@ static int fold(acc *a, const chunk_agg *g)
         b->last_ts = g->last_ts;
     }
     return 0;
+}
+
+/* Folds a chunk_agg (or one value, as an aggregate of one) into its bucket. */
+static int fold(acc *a, const chunk_agg *g)
+{
+    return fold_at(a, bucket_start(a, g->first_ts), g);
 }
 
 static int add(acc *a, int64_t ts, double v)
@@ -170,9 +176,15 @@ static int scratch_reserve(scratch *s, size_t n)
  * bucket lookup per bucket, not per point. */
 static int fold_run(acc *a, const int64_t *ts, const double *v, size_t i, size_t hi)
 {
+    int64_t start = 0, end = INT64_MIN;
     while (i < hi) {
-        int64_t end = bucket_start(a, ts[i]);
-        end = end > INT64_MAX - a->width ? INT64_MAX : end + a->width;
+        /* The next bucket follows the last without a division, as a rule. */
+        if (end != INT64_MIN && end <= INT64_MAX - a->width && ts[i] >= end &&
+            ts[i] < end + a->width)
+            start = end;
+        else
+            start = bucket_start(a, ts[i]);
+        end = start > INT64_MAX - a->width ? INT64_MAX : start + a->width;
         double x = v[i];
         chunk_agg g = {1, x, x * x, x, x, x, x, ts[i], ts[i], ts[i], ts[i]};
         for (i++; i < hi && ts[i] < end; i++) {
@@ -191,7 +203,7 @@ static int fold_run(acc *a, const int64_t *ts, const double *v, size_t i, size_t
         }
         g.last = v[i - 1];
         g.last_ts = ts[i - 1];
-        int rc = fold(a, &g);
+        int rc = fold_at(a, start, &g);
         if (rc)
             return rc;
     }
