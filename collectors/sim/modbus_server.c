@@ -17,7 +17,6 @@
 #include "sim_modbus.h"
 
 #define MAP_REGS 12 /* 6 float32 values (gas); water uses the first 8 */
-#define FRAME_MAX 260
 
 typedef struct gateway {
     uv_tcp_t tcp;
@@ -32,7 +31,7 @@ typedef struct conn {
     gateway *g;
     struct conn *prev, *next;  /* the server's list of open connections */
     size_t len;
-    uint8_t buf[2 * FRAME_MAX];
+    uint8_t buf[2 * SIM_MODBUS_FRAME_MAX];
 } conn;
 
 typedef struct cache {
@@ -120,73 +119,79 @@ static void on_written(uv_write_t *w, int status)
     free(w);
 }
 
-static void send_frame(conn *c, const uint8_t *req, const uint8_t *pdu, size_t pdu_len)
+/* The reply frame of req (header copied, then pdu) into out; its length. */
+static size_t reply(const uint8_t *req, const uint8_t *pdu, size_t pdu_len, uint8_t *out)
 {
-    uv_write_t *w = malloc(sizeof *w + 7 + pdu_len);
-    if (!w)
-        return;
-    uint8_t *out = (uint8_t *)(w + 1);
     memcpy(out, req, 4);                 /* transaction and protocol ids */
     out[4] = (uint8_t)((pdu_len + 1) >> 8);
     out[5] = (uint8_t)(pdu_len + 1);
     out[6] = req[6];                     /* unit id */
     memcpy(out + 7, pdu, pdu_len);
-    uv_buf_t b = uv_buf_init((char *)out, (unsigned)(7 + pdu_len));
-    if (uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0)
-        free(w);
+    return 7 + pdu_len;
 }
 
-static void exception(conn *c, const uint8_t *req, uint8_t fc, uint8_t code)
+static size_t exception(sim_modbus *s, const uint8_t *req, uint8_t fc, uint8_t code,
+                        uint8_t *out)
 {
     uint8_t pdu[2] = {(uint8_t)(fc | 0x80), code};
-    c->g->s->stats.exceptions++;
-    send_frame(c, req, pdu, 2);
+    s->stats.exceptions++;
+    return reply(req, pdu, 2, out);
 }
 
-/* Answers one frame (7-byte header, then the PDU of len - 1 bytes). */
-static void answer(conn *c, const uint8_t *req, size_t pdu_len)
+/* The reply to one request (7-byte header, then the PDU of pdu_len bytes) at time t; 0
+ * when there is none (a dead gateway). */
+static size_t answer(sim_modbus *s, uint32_t g, const uint8_t *req, size_t pdu_len, int64_t t,
+                     uint8_t *out)
 {
-    sim_modbus *s = c->g->s;
     s->stats.requests++;
-    if ((int64_t)c->g->index == s->o.dead_gateway) {
+    if ((int64_t)g == s->o.dead_gateway) {
         s->stats.ignored++;
-        return;
+        return 0;
     }
     const uint8_t *pdu = req + 7;
     uint8_t fc = pdu[0], unit = req[6];
-    if (fc != 3 && fc != 4) {
-        exception(c, req, fc, 1); /* illegal function */
-        return;
-    }
-    if (pdu_len != 5) {
-        exception(c, req, fc, 3); /* illegal data value */
-        return;
-    }
+    if (fc != 3 && fc != 4)
+        return exception(s, req, fc, 1, out); /* illegal function */
+    if (pdu_len != 5)
+        return exception(s, req, fc, 3, out); /* illegal data value */
     uint16_t start = (uint16_t)(pdu[1] << 8 | pdu[2]), count = (uint16_t)(pdu[3] << 8 | pdu[4]);
-    uint64_t dev = (uint64_t)c->g->index * s->o.units + unit - 1;
-    if (unit == 0 || unit > s->o.units || dev >= s->ndevices) {
-        exception(c, req, fc, 11); /* gateway target device failed to respond */
-        return;
-    }
-    if (count == 0 || count > MB_MAX_READ) {
-        exception(c, req, fc, 3);
-        return;
-    }
+    uint64_t dev = (uint64_t)g * s->o.units + unit - 1;
+    if (unit == 0 || unit > s->o.units || dev >= s->ndevices)
+        return exception(s, req, fc, 11, out); /* gateway target device failed to respond */
+    if (count == 0 || count > MB_MAX_READ)
+        return exception(s, req, fc, 3, out);
     const sim_outlet *o = sim_fleet_outlet(s->f, (uint32_t)dev);
-    if ((int64_t)dev == s->o.misconfigured || (uint32_t)start + count > map_regs(o)) {
-        exception(c, req, fc, 2); /* illegal data address */
-        return;
-    }
-    const uint16_t *regs = device_regs(s, (uint32_t)dev, c->g->order, time(NULL));
-    uint8_t out[2 + 2 * MB_MAX_READ];
-    out[0] = fc;
-    out[1] = (uint8_t)(2 * count);
+    if ((int64_t)dev == s->o.misconfigured || (uint32_t)start + count > map_regs(o))
+        return exception(s, req, fc, 2, out); /* illegal data address */
+    const uint16_t *regs = device_regs(s, (uint32_t)dev, s->gws[g].order, t);
+    uint8_t data[2 + 2 * MB_MAX_READ];
+    data[0] = fc;
+    data[1] = (uint8_t)(2 * count);
     for (unsigned k = 0; k < count; k++) {
-        out[2 + 2 * k] = (uint8_t)(regs[start + k] >> 8);
-        out[3 + 2 * k] = (uint8_t)regs[start + k];
+        data[2 + 2 * k] = (uint8_t)(regs[start + k] >> 8);
+        data[3 + 2 * k] = (uint8_t)regs[start + k];
     }
     s->stats.answered++;
-    send_frame(c, req, out, 2 + 2 * (size_t)count);
+    return reply(req, data, 2 + 2 * (size_t)count, out);
+}
+
+int sim_modbus_frame(sim_modbus *s, uint32_t gw, const uint8_t *in, size_t len, int64_t t,
+                     uint8_t *out, size_t *out_len)
+{
+    *out_len = 0;
+    if (gw >= s->ngateways)
+        return -EINVAL;
+    if (len < 7)
+        return 0;
+    size_t flen = (size_t)(in[4] << 8 | in[5]); /* unit id + PDU */
+    if (in[2] != 0 || in[3] != 0 || flen < 2 || flen > SIM_MODBUS_FRAME_MAX - 6) {
+        s->stats.bad_frames++;
+        return -EBADMSG;
+    }
+    if (len < 6 + flen)
+        return 0;
+    *out_len = answer(s, gw, in, flen - 1, t, out);
+    return (int)(6 + flen);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
@@ -204,18 +209,25 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     }
     c->len += (size_t)n;
     size_t off = 0;
-    while (c->len - off >= 7) {
-        const uint8_t *h = c->buf + off;
-        size_t len = (size_t)(h[4] << 8 | h[5]); /* unit id + PDU */
-        if (h[2] != 0 || h[3] != 0 || len < 2 || len > FRAME_MAX - 6) {
-            c->g->s->stats.bad_frames++;
+    for (;;) {
+        uint8_t out[SIM_MODBUS_FRAME_MAX];
+        size_t olen;
+        int used = sim_modbus_frame(c->g->s, c->g->index, c->buf + off, c->len - off,
+                                    time(NULL), out, &olen);
+        if (used < 0) {
             uv_close((uv_handle_t *)st, on_closed_conn);
             return;
         }
-        if (c->len - off < 6 + len)
+        if (used == 0)
             break;
-        answer(c, h, len - 1);
-        off += 6 + len;
+        off += (size_t)used;
+        uv_write_t *w = olen ? malloc(sizeof *w + olen) : NULL;
+        if (!w)
+            continue;
+        memcpy(w + 1, out, olen);
+        uv_buf_t ob = uv_buf_init((char *)(w + 1), (unsigned)olen);
+        if (uv_write(w, (uv_stream_t *)&c->tcp, &ob, 1, on_written) != 0)
+            free(w);
     }
     memmove(c->buf, c->buf + off, c->len - off);
     c->len -= off;
@@ -268,8 +280,7 @@ static int listen_gateway(uv_loop_t *loop, sim_modbus *s, gateway *g)
     return 0;
 }
 
-int sim_modbus_start(uv_loop_t *loop, const sim_fleet *f, const sim_modbus_options *o,
-                     sim_modbus **out)
+int sim_modbus_create(const sim_fleet *f, const sim_modbus_options *o, sim_modbus **out)
 {
     if (o->units < 1 || o->units > 247 || o->order < -1 || o->order >= MB_NORDERS || !o->host)
         return -EINVAL;
@@ -281,23 +292,41 @@ int sim_modbus_start(uv_loop_t *loop, const sim_fleet *f, const sim_modbus_optio
     uint32_t n = sim_fleet_outlet_count(f);
     s->ndevices = o->devices && o->devices < n ? o->devices : n;
     s->ngateways = (s->ndevices + o->units - 1) / o->units;
-    s->gws = calloc(s->ngateways, sizeof *s->gws);
-    s->cache = calloc(s->ndevices, sizeof *s->cache);
+    s->gws = calloc(s->ngateways ? s->ngateways : 1, sizeof *s->gws);
+    s->cache = calloc(s->ndevices ? s->ndevices : 1, sizeof *s->cache);
     if (!s->gws || !s->cache) {
-        free(s->gws);
-        free(s->cache);
-        free(s);
+        sim_modbus_destroy(s);
         return -ENOMEM;
     }
     for (uint32_t i = 0; i < s->ndevices; i++)
         s->cache[i].minute = INT64_MIN;
-    int rc = 0;
-    for (uint32_t g = 0; g < s->ngateways && rc == 0; g++) {
+    for (uint32_t g = 0; g < s->ngateways; g++) {
         s->gws[g].s = s;
         s->gws[g].index = g;
         s->gws[g].order = o->order >= 0 ? o->order : (int)(g % MB_NORDERS);
-        rc = listen_gateway(loop, s, &s->gws[g]);
     }
+    *out = s;
+    return 0;
+}
+
+void sim_modbus_destroy(sim_modbus *s)
+{
+    if (!s)
+        return;
+    free(s->gws);
+    free(s->cache);
+    free(s);
+}
+
+int sim_modbus_start(uv_loop_t *loop, const sim_fleet *f, const sim_modbus_options *o,
+                     sim_modbus **out)
+{
+    sim_modbus *s;
+    int rc = sim_modbus_create(f, o, &s);
+    if (rc != 0)
+        return rc;
+    for (uint32_t g = 0; g < s->ngateways && rc == 0; g++)
+        rc = listen_gateway(loop, s, &s->gws[g]);
     *out = s;
     if (rc != 0) {
         sim_modbus_close(s);

@@ -47,6 +47,20 @@ typedef struct sim_modbus_stats {
     uint64_t connections, requests, answered, exceptions, ignored, bad_frames;
 } sim_modbus_stats;
 
+/* The longest MBAP frame: 7 header bytes and a PDU of at most 253. */
+#define SIM_MODBUS_FRAME_MAX 260
+
+/* The gateways without sockets (for tests and fuzzing): free with sim_modbus_destroy. */
+int sim_modbus_create(const sim_fleet *f, const sim_modbus_options *o, sim_modbus **out);
+void sim_modbus_destroy(sim_modbus *s);
+
+/* Answers the request frame at the start of in[0..len) as gateway would at time t: returns
+ * the frame's length with its reply in out (SIM_MODBUS_FRAME_MAX bytes; *out_len 0 when there
+ * is none: a dead gateway), 0 when the frame is not complete yet, -EBADMSG when the bytes are
+ * not an MBAP frame (the connection is closed), -EINVAL for an unknown gateway. */
+int sim_modbus_frame(sim_modbus *s, uint32_t gateway, const uint8_t *in, size_t len, int64_t t,
+                     uint8_t *out, size_t *out_len);
+
 /* Listens on every gateway's port. The fleet is borrowed until close. Returns 0, -EINVAL,
  * or the listen error. */
 int sim_modbus_start(struct uv_loop_s *loop, const sim_fleet *f, const sim_modbus_options *o,
