@@ -63,6 +63,7 @@ typedef struct pending_ack {
     struct pending_ack *next;
     conn *c;
     uint16_t len;
+    bool ack;     /* a 9014 (counted as such when written) */
     char buf[];
 } pending_ack;
 
@@ -331,21 +332,37 @@ static void ack_release(hj212_server *s, pending_ack *a)
 /* A commit completes a whole group of uploads at once, and a forwarding connection carries
  * thousands of devices: their answers are gathered per connection and written with one
  * system call each at the end of the loop iteration (ack_check), not one call per answer. */
+static void ready_push(hj212_server *s, conn *c, pending_ack *a)
+{
+    a->next = NULL;
+    if (c->ready_tail) {
+        c->ready_tail->next = a;
+    } else {
+        c->ready = a;
+        c->dnext = s->ack_dirty;
+        s->ack_dirty = c;
+    }
+    c->ready_tail = a;
+}
+
+static pending_ack *ack_take(hj212_server *s)
+{
+    pending_ack *a = s->ack_free;
+    if (a) {
+        s->ack_free = a->next;
+        s->nack_free--;
+        return a;
+    }
+    return malloc(sizeof *a + ACK_MAX);
+}
+
 static void on_committed(void *arg, int status)
 {
     pending_ack *a = arg;
     conn *c = a->c;
     hj212_server *s = c->srv;
     if (status == 0 && a->len > 0 && !c->closing && !s->closing) {
-        a->next = NULL;
-        if (c->ready_tail) {
-            c->ready_tail->next = a;
-        } else {
-            c->ready = a;
-            c->dnext = s->ack_dirty;
-            s->ack_dirty = c;
-        }
-        c->ready_tail = a;
+        ready_push(s, c, a);
         return; /* still counted in pending_acks until written */
     }
     c->pending_acks--;
@@ -368,7 +385,7 @@ static void write_ready(hj212_server *s, conn *c)
             }
             memcpy(buf + len, a->buf, a->len);
             len += a->len;
-            s->st.acks_sent++;
+            s->st.acks_sent += a->ack;
         }
         c->pending_acks--;
         ack_release(s, a);
@@ -394,19 +411,35 @@ static void on_ack_check(uv_check_t *h)
     write_all_ready(h->data);
 }
 
+/* A small message that needs no commit (a clock setting, a notification answer) joins the
+ * connection's acknowledgements and shares their write. */
+static void conn_queue(conn *c, const char *data, size_t len)
+{
+    hj212_server *s = c->srv;
+    if (c->closing)
+        return;
+    pending_ack *a = len <= ACK_MAX && !s->closing ? ack_take(s) : NULL;
+    if (!a) {
+        conn_send(c, data, len);
+        return;
+    }
+    a->c = c;
+    a->len = (uint16_t)len;
+    a->ack = false;
+    memcpy(a->buf, data, len);
+    c->pending_acks++;
+    ready_push(s, c, a);
+}
+
 /* Prepares the 9014 answer now, while the packet's fields are valid; it is written later. */
 static pending_ack *ack_prepare(conn *c, const hj212_packet *p)
 {
-    hj212_server *s = c->srv;
-    pending_ack *a = s->ack_free;
-    if (a) {
-        s->ack_free = a->next;
-        s->nack_free--;
-    } else if (!(a = malloc(sizeof *a + ACK_MAX))) {
+    pending_ack *a = ack_take(c->srv);
+    if (!a)
         return NULL;
-    }
     a->c = c;
     a->len = 0;
+    a->ack = true;
     size_t len;
     if (p->flag >= 0 && (p->flag & HJ212_FLAG_A) &&
         hj212_format_data_ack(p, a->buf, ACK_MAX, &len) == 0)
@@ -541,7 +574,7 @@ static void send_set_time(conn *c, const hj212_packet *p, mn_state *d)
     hj212_head h = {.qn = qn, .st = p->st >= 0 ? p->st : 32, .cn = 1012, .pw = pw, .mn = mn,
                     .flag = (p->version == HJ212_V2005 ? 0 : 4) | HJ212_FLAG_A};
     if (hj212_format_set_time(&h, NULL, now, s->opts.tz_offset_s, out, sizeof out, &len) == 0) {
-        conn_send(c, out, len);
+        conn_queue(c, out, len);
         s->st.clock_sets++;
         d->last_clock_set = now;
     }
@@ -668,9 +701,15 @@ static mn_state *authenticate(conn *c, const hj212_packet *p)
         refuse(c, p, 4, &s->st.auth_unknown_mn);
         return NULL;
     }
-    snprintf(mn, sizeof mn, "%.*s", (int)p->mn.len, p->mn.p);
-    snprintf(pw, sizeof pw, "%.*s", p->pw.p ? (int)p->pw.len : 0, p->pw.p ? p->pw.p : "");
-    mn_state *d = mn_table_find(s->devices, mn);
+    memcpy(mn, p->mn.p, p->mn.len);
+    mn[p->mn.len] = '\0';
+    size_t pwlen = p->pw.p ? p->pw.len : 0;
+    if (pwlen)
+        memcpy(pw, p->pw.p, pwlen);
+    pw[pwlen] = '\0';
+    /* A direct connection carries one device: skip the table for it. */
+    mn_state *d = c->device && strcmp(c->device->mn, mn) == 0 ? c->device
+                                                                : mn_table_find(s->devices, mn);
     if (!d || strcmp(d->pw, pw) != 0) {
         int verdict = s->opts.auth ? s->opts.auth(s->opts.auth_arg, mn, pw)
                                    : HJ212_AUTH_UNKNOWN_MN;
@@ -742,7 +781,7 @@ static void on_frame(void *arg, const hj212_frame *fr)
         char out[256];
         size_t len;
         if (hj212_format_notify_ack(p, out, sizeof out, &len) == 0)
-            conn_send(c, out, len);
+            conn_queue(c, out, len);
         check_clock(c, p, d, true);
         return;
     }

@@ -140,6 +140,18 @@ uint64_t storage_series_version(storage *st, storage_sid sid)
     return v;
 }
 
+/* Called with head_mu held. Their points stay in the arrays until the head is cleared. */
+void storage__head_forget(storage *st, uint32_t k)
+{
+    for (uint32_t i = 0; i < k; i++) {
+        storage_head_series *h = &st->head[st->head_active[i] - 1];
+        st->head_points -= h->n;
+        h->n = 0;
+    }
+    memmove(st->head_active, st->head_active + k, (st->nactive - k) * sizeof *st->head_active);
+    st->nactive -= k;
+}
+
 void storage__head_free(storage *st)
 {
     free(st->ver);

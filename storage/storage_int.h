@@ -20,10 +20,9 @@
 #define STORAGE_CHUNK_KEY_LEN 14                 /* be64 window | be32 sid | be16 part */
 #define STORAGE_PART_MAX 2000                    /* largest chunk value kept inline in a page */
 #define STORAGE_DIRECT_MIN 20000                 /* storage_write bypasses the WAL from here */
-#define STORAGE_HEAD_MAX_POINTS (1u << 20)       /* head points that allow a checkpoint once
-                                                    the writer has been idle a moment */
-#define STORAGE_HEAD_HARD_POINTS (1u << 22)      /* head points that force one */
-#define STORAGE_IDLE_MS 50                       /* the moment */
+#define STORAGE_HEAD_MAX_POINTS (1u << 20)       /* head points that start draining it */
+#define STORAGE_HEAD_HARD_POINTS (1u << 23)      /* head array use that seals it at once */
+#define STORAGE_SLICE_POINTS 100000              /* points sealed per draining transaction */
 #define STORAGE_GROUP_MAX_POINTS 200000          /* points per group commit */
 #define STORAGE_KV_MAX 16
 
@@ -113,7 +112,8 @@ struct storage {
     size_t head_npts, head_pts_cap;
     double *head_vals;         /* their present values */
     size_t head_nvals, head_vals_cap;
-    uint64_t head_points;
+    uint64_t head_points;      /* live points (head_npts also counts sealed ones) */
+    bool draining;             /* the writer is sealing the head in slices */
     uint64_t ckpt_gen;         /* bumped when head points move into chunks */
     uint64_t *ver;             /* index sid - 1: data_seq when its points last changed */
     uint32_t ver_cap;
@@ -169,6 +169,8 @@ int storage__head_insert(storage *st, storage_sid sid, const storage_point *p);
 /* Appends a point given as its mask, flag and the values of its present columns. */
 int storage__head_append(storage *st, storage_sid sid, int64_t ts, uint8_t mask, uint8_t flag,
                          const double *vals);
+/* Forgets the points of head_active[0..k) (sealed) and removes them from the list. */
+void storage__head_forget(storage *st, uint32_t k);
 /* The head points of sid, sorted by time, one per timestamp (the latest arrival), into
  * *buf (grown as needed, capacity *cap); *n receives the count. */
 int storage__head_series(storage *st, storage_sid sid, storage_point **buf, size_t *cap,

@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "storage_int.h"
 
@@ -237,9 +236,16 @@ static void group_commit(storage *st, storage_batch **jobs, size_t n)
 
 /* ---- checkpoint */
 
+/* A checkpoint seals the head points of head_active[0..nseries) into chunks. Sealing all of
+ * them also empties the log in the same transaction. Sealing some (a slice) leaves the log
+ * as it is: its records still hold the sealed points, which a replay after a crash would put
+ * back into the head, harmlessly (the same values at the same times, and the log's order
+ * keeps the latest arrival last); the log is emptied by the slice that empties the head. */
 typedef struct ckpt {
     storage_wctx w;
     uint32_t taken;
+    uint32_t nseries;   /* how many of head_active this transaction seals */
+    uint64_t npoints;   /* their head points */
     storage_point *pts; /* one series' head points */
     size_t cap;
 } ckpt;
@@ -248,7 +254,7 @@ static int ckpt_build(storage *st, MDB_txn *txn, void *ctx)
 {
     ckpt *c = ctx;
     int rc = storage__wctx_begin(&c->w, st, txn);
-    for (uint32_t i = 0; rc == 0 && i < st->nactive; i++) {
+    for (uint32_t i = 0; rc == 0 && i < c->nseries; i++) {
         storage_sid sid = st->head_active[i];
         size_t n;
         rc = storage__head_series(st, sid, &c->pts, &c->cap, &n);
@@ -257,7 +263,7 @@ static int ckpt_build(storage *st, MDB_txn *txn, void *ctx)
     }
     if (rc == 0)
         rc = storage__wctx_finish(&c->w);
-    if (rc == 0)
+    if (rc == 0 && c->nseries == st->nactive)
         rc = mdb_drop(txn, st->dbi_wal, 0);
     if (rc == 0)
         rc = storage__catalog_flush(st, txn, &c->taken);
@@ -268,8 +274,13 @@ static void ckpt_post(storage *st, void *ctx)
 {
     ckpt *c = ctx;
     storage__wctx_after_commit(&c->w);
-    storage__head_clear(st);
-    st->wal_points = 0;
+    if (c->nseries == st->nactive) {
+        storage__head_clear(st);
+        st->wal_points = 0;
+    } else {
+        storage__head_forget(st, c->nseries);
+        st->wal_points -= c->npoints < st->wal_points ? c->npoints : st->wal_points;
+    }
     st->ckpt_gen++;
 }
 
@@ -279,18 +290,51 @@ static void ckpt_reset(void *ctx)
     storage__wctx_free(&c->w);
 }
 
-int storage__checkpoint(storage *st)
+static int cmp_sid(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Chunk keys are (window, series id): sealing series in id order writes each window's keys
+ * in order, so that a transaction dirties each leaf page once, not once per series. Called
+ * with head_mu held. */
+static void sort_active(storage *st)
+{
+    qsort(st->head_active, st->nactive, sizeof *st->head_active, cmp_sid);
+}
+
+/* Seals the series at the front of head_active: all of them (max_points 0), or as many as
+ * hold about max_points points. */
+static int checkpoint(storage *st, uint64_t max_points)
 {
     if (st->nactive == 0)
         return 0;
     ckpt c;
     memset(&c, 0, sizeof c);
+    c.nseries = st->nactive;
+    if (!max_points || !st->draining) {
+        pthread_mutex_lock(&st->head_mu);
+        sort_active(st);
+        pthread_mutex_unlock(&st->head_mu);
+    }
+    if (max_points) {
+        uint32_t k = 0;
+        while (k < st->nactive && c.npoints < max_points)
+            c.npoints += st->head[st->head_active[k++] - 1].n;
+        c.nseries = k;
+    }
     int rc = run_txn(st, ckpt_build, ckpt_post, ckpt_reset, &c, true);
     if (rc == 0)
         storage__catalog_saved(st, c.taken);
     storage__wctx_free(&c.w);
     free(c.pts);
     return rc;
+}
+
+int storage__checkpoint(storage *st)
+{
+    return checkpoint(st, 0);
 }
 
 /* ---- direct write */
@@ -592,29 +636,13 @@ static void *writer_main(void *arg)
 {
     storage *st = arg;
     for (;;) {
-        /* A checkpoint seals the whole head in one transaction, which holds up every commit
-         * queued behind it: with a moderately full head, wait for a quiet moment (the end of
-         * a top-of-hour burst); only a head at its hard limit is sealed under load. */
-        bool idle = false;
+        /* Sealing the whole head in one transaction would hold up every commit queued
+         * behind it for seconds (a national fleet's head holds millions of points): once
+         * the head is full enough, it is drained in slices, a group commit between any two,
+         * until it is empty; only a head at its hard limit is sealed at once. */
         pthread_mutex_lock(&st->queue_mu);
-        while (!st->qhead && !st->closing) {
-            if (st->head_points < STORAGE_HEAD_MAX_POINTS) {
-                pthread_cond_wait(&st->queue_cv, &st->queue_mu);
-                continue;
-            }
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += STORAGE_IDLE_MS * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            if (pthread_cond_timedwait(&st->queue_cv, &st->queue_mu, &until) == ETIMEDOUT &&
-                !st->qhead) {
-                idle = true;
-                break;
-            }
-        }
+        while (!st->qhead && !st->closing && !st->draining)
+            pthread_cond_wait(&st->queue_cv, &st->queue_mu);
         storage_batch *list = st->qhead;
         st->qhead = st->qtail = NULL;
         bool closing = st->closing;
@@ -623,9 +651,14 @@ static void *writer_main(void *arg)
             process(st, list);
         else if (closing)
             break;
-        if (st->head_points >= STORAGE_HEAD_HARD_POINTS ||
-            (idle && st->head_points >= STORAGE_HEAD_MAX_POINTS)) {
-            storage__checkpoint(st); /* on failure the log still holds the points */
+        if (!st->draining && st->head_points < STORAGE_HEAD_MAX_POINTS)
+            continue;
+        /* On failure the log still holds the points: stop, and try again later. */
+        int rc = checkpoint(st, st->head_npts >= STORAGE_HEAD_HARD_POINTS
+                                    ? 0 : STORAGE_SLICE_POINTS);
+        st->draining = true;
+        if (rc != 0 || st->nactive == 0) {
+            st->draining = false;
             int dead;
             mdb_reader_check(st->env, &dead); /* slots of reader processes that died */
         }

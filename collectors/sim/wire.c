@@ -16,8 +16,8 @@
  * Simulated time runs at `speed` simulated seconds per real second, or, at speed 0, jumps to
  * the next period's end as soon as every upload of the current one is answered (or given
  * up). Nothing is allocated per packet: each connection formats packets straight into its
- * own output buffer, which is written with uv_try_write and, for what the socket does not
- * take at once, one uv_write at a time.
+ * own output buffer, which is written once per loop iteration (before the loop polls) with
+ * uv_try_write and, for what the socket does not take at once, one uv_write at a time.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -67,6 +67,7 @@ typedef struct conn {
     bool writing;
     bool wait_connect; /* in the list of connections to open */
     bool dropped;      /* closed on purpose (a gap): reconnect without delay */
+    bool dirty;        /* in the list of connections to write before the loop polls */
     uint32_t *daqs, ndaq; /* borrowed from wire.members */
     uint32_t *q, qhead, qlen; /* wake queue (room for ndaq) */
     char *out;
@@ -85,6 +86,8 @@ typedef struct wire {
     uv_loop_t loop;
     uv_timer_t tick;  /* clock, timeouts, reconnects */
     uv_check_t check; /* speed 0: advance when idle */
+    uv_prepare_t prep; /* writes what this iteration formatted, one call per connection */
+    uint32_t *dirty, ndirty;
     struct sockaddr_storage addr;
     conn *conns;
     uint32_t nconns;
@@ -363,13 +366,43 @@ static void job_step(conn *c, uint32_t j)
     c->w->njobs--;
 }
 
+/* Formatting is cheap and a write to a socket is not (on loopback it also runs the
+ * receiver's side): what a loop iteration formats for a connection leaves in one write,
+ * just before the loop polls again. */
+static void mark_dirty(conn *c)
+{
+    if (c->dirty || !c->out_len || c->writing)
+        return;
+    c->dirty = true;
+    c->w->dirty[c->w->ndirty++] = c->id;
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    wire *w = h->data;
+    uint32_t n = w->ndirty;
+    w->ndirty = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        conn *c = &w->conns[w->dirty[i]];
+        c->dirty = false;
+        flush(c);
+    }
+}
+
 /* Sends what is due on c while its window and buffer allow. */
 static void pump(conn *c)
 {
     wire *w = c->w;
     if (c->state != C_UP)
         return;
-    while (c->state == C_UP && room(c) && c->nfl < c->window) {
+    for (;;) {
+        if (!room(c)) {
+            flush(c); /* the buffer is full: write it now */
+            if (!room(c))
+                break;
+        }
+        if (c->state != C_UP || c->nfl >= c->window)
+            break;
         if (c->qlen) {
             uint32_t d = c->q[c->qhead];
             if (!daq_step(c, d))
@@ -382,7 +415,7 @@ static void pump(conn *c)
         }
         break;
     }
-    flush(c);
+    mark_dirty(c);
     (void)w;
 }
 
@@ -722,6 +755,7 @@ static void stop_all(wire *w)
         conn_close(&w->conns[i]);
     uv_close((uv_handle_t *)&w->tick, NULL);
     uv_close((uv_handle_t *)&w->check, NULL);
+    uv_close((uv_handle_t *)&w->prep, NULL);
 }
 
 static void fill_stats(wire *w)
@@ -869,7 +903,9 @@ static int wire_setup(wire *w)
     w->queues = malloc(w->ndaq * sizeof *w->queues);
     w->order = malloc(w->ndaq * sizeof *w->order);
     w->pending_connect = malloc(w->nconns * sizeof *w->pending_connect);
-    if (!w->conns || !w->daqs || !w->acc || !w->members || !w->queues || !w->order || !w->pending_connect)
+    w->dirty = malloc(w->nconns * sizeof *w->dirty);
+    if (!w->conns || !w->daqs || !w->acc || !w->members || !w->queues || !w->order || !w->pending_connect ||
+        !w->dirty)
         return -ENOMEM;
     for (uint32_t d = 0; d < w->ndaq; d++) {
         w->daqs[d].conn = d < direct ? d : direct + (d - direct) % nfw;
@@ -917,6 +953,7 @@ static void wire_free(wire *w)
     free(w->queues);
     free(w->order);
     free(w->pending_connect);
+    free(w->dirty);
     free(w);
 }
 
@@ -947,6 +984,9 @@ int sim_wire_run(const sim_fleet *f, const sim_wire_options *o, sim_wire_stats *
     w->tick.data = w->check.data = w;
     uv_timer_start(&w->tick, on_tick, 10, 10);
     uv_check_start(&w->check, on_check);
+    uv_prepare_init(&w->loop, &w->prep);
+    w->prep.data = w;
+    uv_prepare_start(&w->prep, on_prepare);
     w->t0_ns = uv_hrtime();
     for (uint32_t i = 0; i < w->nconns; i++)
         start_connect(&w->conns[i]);
