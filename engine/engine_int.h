@@ -22,6 +22,9 @@ int judge_create(judge **out);
 void judge_destroy(judge *j);
 /* Judges the values of an hourly or daily upload that have a limit in force. */
 void judge_upload(judge *j, const judge_ctx *c, const engine_upload *u);
+/* Ends what judge_upload may keep open across the uploads of one batch (a reader of the
+ * store): called when the batch is submitted. */
+void judge_end_batch(judge *j);
 void judge_get_stats(const judge *j, judge_stats *out);
 
 #endif

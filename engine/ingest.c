@@ -119,6 +119,7 @@ static void on_done(uv_async_t *h)
 
 static void flush(engine *e)
 {
+    judge_end_batch(e->judge); /* a reader must not outlive the loop iteration */
     if (e->nacks == 0 && storage_batch_points(e->batch) == 0)
         return;
     commit *c = malloc(sizeof *c + e->nacks * sizeof(ack));

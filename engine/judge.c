@@ -28,6 +28,8 @@
 
 struct judge {
     strmap *detectors; /* "MN|code|kind" -> engine_detector */
+    storage_reader *rd;  /* priming's reader, open until judge_end_batch */
+    storage_point *pts;  /* priming's scratch: 2 x HORIZON points */
     judge_stats st;
 };
 
@@ -54,6 +56,8 @@ void judge_destroy(judge *j)
     if (!j)
         return;
     strmap_destroy(j->detectors, free_detector);
+    storage_reader_close(j->rd);
+    free(j->pts);
     free(j);
 }
 
@@ -119,24 +123,33 @@ static double o2_at(const storage_point *o2, size_t n, int64_t ts)
     return NAN;
 }
 
-/* Feeds a new detector what the store already holds, silently. */
-static void prime(const judge_ctx *c, engine_detector *d, const engine_outlet *o,
+void judge_end_batch(judge *j)
+{
+    storage_reader_close(j->rd);
+    j->rd = NULL;
+}
+
+/* Feeds a new detector what the store already holds, silently. After a restart the first
+ * top-of-hour creates every detector of the fleet (~260,000): they share one reader and one
+ * scratch array per batch. */
+static void prime(judge *j, const judge_ctx *c, engine_detector *d, const engine_outlet *o,
                   const char *code, int kind, int64_t before)
 {
     int64_t step = kind == ENGINE_PERIOD_DAY ? 86400 : 3600;
     int64_t from = before - (int64_t)HORIZON * step;
-    storage_point *pts = malloc(2 * HORIZON * sizeof *pts);
-    storage_reader *rd;
-    if (!pts || storage_reader_open(c->st, &rd) != 0) {
-        free(pts);
+    if (!j->pts && !(j->pts = malloc(2 * HORIZON * sizeof *j->pts)))
+        return;
+    if (!j->rd && storage_reader_open(c->st, &j->rd) != 0) {
+        j->rd = NULL;
         return;
     }
+    storage_point *pts = j->pts;
+    storage_reader *rd = j->rd;
     char key[160];
     engine_series_key(o->mn, code, iv_of_kind(kind), key, sizeof key);
     size_t n = read_series(c->st, rd, key, from, before, pts, HORIZON);
     engine_series_key(o->mn, O2_CODE, iv_of_kind(kind), key, sizeof key);
     size_t no2 = read_series(c->st, rd, key, from, before, pts + HORIZON, HORIZON);
-    storage_reader_close(rd);
     for (size_t i = 0; i < n; i++) {
         const engine_limit *lim = engine_registry_limit_find(c->reg, o, code, kind, pts[i].ts);
         if (!lim)
@@ -146,7 +159,6 @@ static void prime(const judge_ctx *c, engine_detector *d, const engine_outlet *o
                            .flag = pts[i].flag, .valid = !isnan(v)};
         engine_detector_feed(d, &p, NULL, NULL);
     }
-    free(pts);
 }
 
 typedef struct event_ctx {
@@ -231,7 +243,7 @@ static engine_detector *detector_for(judge *j, const judge_ctx *c, const engine_
         engine_detector_destroy(d);
         return NULL;
     }
-    prime(c, d, o, code, kind, ts);
+    prime(j, c, d, o, code, kind, ts);
     return d;
 }
 

@@ -238,7 +238,8 @@ typedef struct storage_stats {
     uint64_t series;
     uint64_t points;        /* distinct points, in chunks or not yet sealed */
     uint64_t chunks;
-    uint64_t wal_points;    /* distinct points not yet sealed into chunks (in the log) */
+    uint64_t wal_points;    /* distinct points not yet sealed into chunks (in the log); with
+                               more than 100,000 series unsealed, the points received */
     uint64_t file_bytes;    /* bytes the database files occupy on disk (as du counts) */
     uint64_t map_size;      /* current LMDB map size */
     uint64_t map_used;      /* bytes of the map in use (last page used x page size) */

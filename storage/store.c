@@ -342,12 +342,22 @@ static int head_overlap(storage_reader *r, storage_sid sid, storage_point **buf,
     return rc < 0 ? rc : 0;
 }
 
-/* Distinct points not yet sealed (*head) and how many of them chunks hold too (*dup). */
+/* Distinct points not yet sealed (*head) and how many of them chunks hold too (*dup).
+ * Finding them reads every series in the head; a head as large as a national fleet's (a
+ * million series) would take seconds, and this is called from a daemon's loop thread for
+ * its summary: past STATS_EXACT_SERIES the head's live point count stands in. */
+#define STATS_EXACT_SERIES 100000
+
 static int head_points(storage *st, uint64_t *head, uint64_t *dup)
 {
     *head = *dup = 0;
     pthread_mutex_lock(&st->head_mu);
     uint32_t na = st->nactive;
+    if (na > STATS_EXACT_SERIES) {
+        *head = st->head_points;
+        pthread_mutex_unlock(&st->head_mu);
+        return 0;
+    }
     uint32_t *sids = na ? malloc(na * sizeof *sids) : NULL;
     if (sids)
         memcpy(sids, st->head_active, na * sizeof *sids);

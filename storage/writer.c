@@ -324,7 +324,11 @@ static int checkpoint(storage *st, uint64_t max_points)
             c.npoints += st->head[st->head_active[k++] - 1].n;
         c.nseries = k;
     }
-    int rc = run_txn(st, ckpt_build, ckpt_post, ckpt_reset, &c, true);
+    /* Not under head_mu while committing: until ckpt_post removes the sealed points from the
+     * head, a reader sees them in the head (and perhaps in chunks too, where the head wins
+     * with the same values), so nothing is hidden, and the loop thread's readers do not
+     * wait for the commit's disk flushes. */
+    int rc = run_txn(st, ckpt_build, ckpt_post, ckpt_reset, &c, false);
     if (rc == 0)
         storage__catalog_saved(st, c.taken);
     storage__wctx_free(&c.w);
