@@ -179,6 +179,11 @@ static int apply_kv(storage *st, MDB_txn *txn, const storage_batch *b)
 
 /* ---- group commit */
 
+/* Batches per group commit: a loop thread under load submits one small batch per loop
+ * iteration, thousands per second, and every commit costs two disk flushes whatever its
+ * size, so a backlog must fold into few commits. */
+#define GROUP_MAX_JOBS 4096
+
 typedef struct group {
     storage_batch **jobs;
     size_t n;
@@ -571,7 +576,7 @@ static void retention(storage *st, storage_batch *job)
 static bool group_may_wait(const storage *st, storage_batch *const *jobs, size_t n,
                            size_t npoints)
 {
-    if (n == 0 || n >= 256 || npoints >= STORAGE_GROUP_MAX_POINTS)
+    if (n == 0 || n >= GROUP_MAX_JOBS || npoints >= STORAGE_GROUP_MAX_POINTS)
         return false;
     for (size_t i = 0; i < n; i++)
         if (jobs[i]->cb == waiter_signal) /* storage_write, storage_sync */
@@ -604,7 +609,7 @@ static storage_batch *wait_for_more(storage *st, const storage_batch *first)
 
 static void process(storage *st, storage_batch *list)
 {
-    storage_batch *jobs[256];
+    storage_batch *jobs[GROUP_MAX_JOBS];
     size_t n = 0, npoints = 0;
 again:
     while (list) {
@@ -612,7 +617,7 @@ again:
         list = b->next;
         b->next = NULL;
         bool plain = b->kind == STORAGE_JOB_BATCH && !b->direct;
-        if (plain && n < 256 && npoints < STORAGE_GROUP_MAX_POINTS) {
+        if (plain && n < GROUP_MAX_JOBS && npoints < STORAGE_GROUP_MAX_POINTS) {
             jobs[n++] = b;
             npoints += b->n;
             continue;
