@@ -214,7 +214,10 @@ def run(tmp):
     bad = pkt[:-6] + b"0000\r\n"
     d.send(bad)
     got = d.packets(timeout=0.5)
-    check(got == [], "a packet with a wrong CRC is not acknowledged")
+    # Only an answer to that packet matters: a slow machine may still be delivering requests
+    # of the server's own (clock, history) from earlier packets.
+    check(not any(fields(g).get("QN") == q_bad for g in got),
+          "a packet with a wrong CRC is not acknowledged")
     if got:
         print("# got", got)
     stream = b"junk" + b"".join(upload(mn, t0 + 3600 * (3 + i), 20 + i)[1] for i in range(5))
