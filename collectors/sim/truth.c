@@ -90,6 +90,29 @@ static void put_episode(FILE *out, const sim_fleet *f, uint32_t oi, const sim_ev
     put_time(out, "peak_time", peak_t);
 }
 
+/* Whether the hourly record at t carries the flat line's value, flagged N. */
+static bool hour_is_flat(const sim_fleet *f, uint32_t oi, const sim_event *e, int64_t t)
+{
+    sim_record r;
+    const sim_factor *x = &f->out[oi].f[e->factor];
+    return t >= f->opt.start && t < sim_fleet_end(f) &&
+           sim_record_compute(f, oi, SIM_CN_HOUR, t, &r) == 0 && r.v[e->factor].flag == 'N' &&
+           r.v[e->factor].avg == x->base;
+}
+
+/* The run of hours the data shows: a neighbouring hour's average can equal the flat value by
+ * chance (values have 1-3 decimals), and then the data is flat for longer than the event. */
+static void put_flat_run(FILE *out, const sim_fleet *f, uint32_t oi, const sim_event *e)
+{
+    int64_t start = e->start, end = e->end;
+    while (hour_is_flat(f, oi, e, start - 3600))
+        start -= 3600;
+    while (hour_is_flat(f, oi, e, end))
+        end += 3600;
+    put_time(out, "run_start", start);
+    put_time(out, "run_end", end);
+}
+
 int sim_truth_write(const sim_fleet *f, FILE *out)
 {
     char t0[32];
@@ -120,6 +143,7 @@ int sim_truth_write(const sim_fleet *f, FILE *out)
                 fprintf(out, ",\"pollutant\":\"%s\"", sim_factor_code(o->medium, e->factor));
                 put_time(out, "start", e->start);
                 put_time(out, "end", e->end);
+                put_flat_run(out, f, oi, e);
                 put_num(out, "value", x->base, x->dec);
                 if (o->medium == SIM_GAS)
                     put_num(out, "zs_value", x->zs_base, x->dec);
