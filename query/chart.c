@@ -101,15 +101,13 @@ static void m4_add(m4acc *a, int64_t ts, double v)
                               .last_ts = ts};
         return;
     }
+    /* Selects rather than branches: which way a noisy reading goes is unpredictable. */
+    bool lo = v < b->min, hi = v > b->max;
     b->count++;
-    if (v < b->min) {
-        b->min = v;
-        b->min_ts = ts;
-    }
-    if (v > b->max) {
-        b->max = v;
-        b->max_ts = ts;
-    }
+    b->min = lo ? v : b->min;
+    b->min_ts = lo ? ts : b->min_ts;
+    b->max = hi ? v : b->max;
+    b->max_ts = hi ? ts : b->max_ts;
     b->last = v;
     b->last_ts = ts;
 }

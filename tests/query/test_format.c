@@ -45,7 +45,9 @@ int main(void)
     CHECK(ok);
     CHECK(roundtrips(1e15) && roundtrips(999999999999.999) && roundtrips(-0.0));
     /* Integer headers as printf writes them, the extremes included. */
-    const long long ints[] = {0, 7, -7, 10, -10, 1234567890123LL, INT64_MAX, INT64_MIN};
+    const long long ints[] = {0, 7, -7, 10, -10, 1234567890123LL, INT64_MAX, INT64_MIN,
+                              99999999, 100000000, -100000000, 10000000000000000LL,
+                              1672502400000LL, 9999999999999999LL};
     int iok = 1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         resp_writer w;
@@ -59,5 +61,15 @@ int main(void)
         resp_writer_free(&w);
     }
     CHECK(iok);
+    /* Samples: the timestamp and the value in one go, in both protocols. */
+    resp_writer w2, w3;
+    resp_writer_init(&w2, 2);
+    resp_writer_init(&w3, 3);
+    resp_write_sample(&w2, 1672502400000LL, 28.134);
+    resp_write_sample(&w3, -1000, 0.5);
+    CHECK(w2.len == 29 && memcmp(w2.data, "*2\r\n:1672502400000\r\n+28.134\r\n", 29) == 0);
+    CHECK(w3.len == 18 && memcmp(w3.data, "*2\r\n:-1000\r\n,0.5\r\n", 18) == 0);
+    resp_writer_free(&w2);
+    resp_writer_free(&w3);
     return tap_done();
 }
