@@ -43,6 +43,7 @@ typedef struct xfer {
     char *body;
     size_t body_len, body_cap, body_max; /* body grows up to body_max bytes */
     bool truncated;
+    bool removed; /* out of the multi already */
     char hdr[MAX_HEADER_BYTES];
     size_t hdr_len;
     char errbuf[CURL_ERROR_SIZE];
@@ -157,7 +158,8 @@ static void xfer_free(engine_http *c, xfer *x)
     if (x->next)
         x->next->prev = x->prev;
     c->nxfers--;
-    curl_multi_remove_handle(c->multi, x->easy);
+    if (!x->removed)
+        curl_multi_remove_handle(c->multi, x->easy);
     curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->headers);
     free(x->body);
@@ -184,9 +186,15 @@ static void xfer_finish(engine_http *c, xfer *x, int status, const char *error)
     res.error = error ? error : "";
     engine_http_done_fn fn = x->fn;
     void *arg = x->arg;
-    /* Unlink before the callback, which may start new transfers; free after it, as the
-     * response points into the transfer. */
+    /* Out of the multi before the callback, which may start new transfers: the connection
+     * is back in curl's cache and the next transfer to that host reuses it (at the
+     * connection cap curl would otherwise close an idle one and open another). Freed after
+     * the callback, as the response points into the transfer. */
     x->fn = NULL;
+    if (c->multi) {
+        curl_multi_remove_handle(c->multi, x->easy);
+        x->removed = true;
+    }
     if (fn)
         fn(arg, &res);
     xfer_free(c, x);
@@ -321,6 +329,8 @@ int engine_http_create(uv_loop_t *loop, const engine_http_options *opts, engine_
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, total);
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, host);
+    /* Keep as many idle connections as may be open, so a busy poller reuses them all. */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, total);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     c->open_handles = 1;
