@@ -4,7 +4,7 @@
  * "<kind>:<name>", as "field=value" lines (HTTP) or a flat JSON object (Modbus); this file
  * shows those fields as they are, so a poller can add one without a change here.
  *
- *   CEMS.SOURCES [pattern] [STATE up|down|unknown]
+ *   CEMS.SOURCES [pattern] [STATE up|down|unknown|misconfigured]
  *
  * pattern is a glob (as PSUBSCRIBE's) on the source name or on "kind:name"; the reply is
  * one entry per source: a map (RESP3) or a flat array (RESP2) of "name", "key" and the
@@ -133,18 +133,19 @@ static void cmd_sources(query_client *c, size_t argc, const resp_arg *argv)
         i++;
     }
     if (i + 2 == argc && resp_arg_ieq(&argv[i], "STATE")) {
-        static const char *const states[] = {"up", "down", "unknown"};
-        for (int s = 0; s < 3; s++)
+        /* misconfigured: a Modbus device refusing its template's requests as illegal */
+        static const char *const states[] = {"up", "down", "unknown", "misconfigured"};
+        for (int s = 0; s < 4; s++)
             if (resp_arg_ieq(&argv[i + 1], states[s]))
                 x.state = states[s];
         if (!x.state) {
-            resp_write_error(&c->out, "ERR CEMS.SOURCES: STATE is up, down or unknown");
+            resp_write_error(&c->out, "ERR CEMS.SOURCES: STATE is up, down, unknown or misconfigured");
             return;
         }
         i += 2;
     }
     if (i != argc) {
-        resp_write_error(&c->out, "ERR CEMS.SOURCES [pattern] [STATE up|down|unknown]");
+        resp_write_error(&c->out, "ERR CEMS.SOURCES [pattern] [STATE up|down|unknown|misconfigured]");
         return;
     }
     if (!st) {

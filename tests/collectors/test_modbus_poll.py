@@ -285,9 +285,15 @@ def part_sim(plume, tmp):
           "its last error names the exception")
     check(all(st.get(d["mn"], {}).get("state") == "up" for d in healthy),
           "every other device is up")
+    r = Resp(sv.qport)
+    rows = r.cmd("CEMS.SOURCES", "modbus:*", "STATE", "misconfigured")
+    names = [row[row.index("name") + 1] for row in rows] if isinstance(rows, list) else rows
+    check(names == [misconf], f"CEMS.SOURCES ... STATE misconfigured: {names!r}")
+    rows = r.cmd("CEMS.SOURCES", "modbus:*", "STATE", "down")
+    names = sorted(row[row.index("name") + 1] for row in rows) if isinstance(rows, list) else rows
+    check(names == sorted(dead), "CEMS.SOURCES ... STATE down: the dead gateway's devices")
     time.sleep(max(0.0, 12 - (time.time() - t0)))
     elapsed = time.time() - t0
-    r = Resp(sv.qport)
     counts = []
     for d in healthy:
         pts = r.cmd("TS.RANGE", d["mn"] + ":a21026:rtd" if d["template"].startswith("gas")
