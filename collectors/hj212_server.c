@@ -37,6 +37,7 @@
 #define CLOCK_SET_EVERY_S 3600
 #define ACK_MAX 160
 #define HELD_QUIET_MS 300
+#define LISTEN_BACKLOG 65535 /* a fleet reconnecting at once; the kernel caps it (somaxconn) */
 
 typedef struct conn conn;
 
@@ -957,7 +958,7 @@ int hj212_server_start(uv_loop_t *loop, engine *e, const hj212_server_options *o
         l->data = s;
         s->nlisteners++;
         if ((rc = uv_tcp_bind(l, (struct sockaddr *)&addr, 0)) != 0 ||
-            (rc = uv_listen((uv_stream_t *)l, 4096, on_connection)) != 0)
+            (rc = uv_listen((uv_stream_t *)l, LISTEN_BACKLOG, on_connection)) != 0)
             goto fail;
         p += len;
         if (*p == ',')

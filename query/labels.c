@@ -190,6 +190,8 @@ int query_labels_format(const char *key, const engine_registry *reg, const char 
         rc |= put(buf, len, &at, "outlet", o->code);
         rc |= put(buf, len, &at, "medium", o->medium == ENGINE_MEDIUM_WATER ? "water" : "gas");
     }
+    if (rc == 0 && !o) /* a device accepted without registration (open mode) */
+        rc |= put(buf, len, &at, "registered", "no");
     rc |= put(buf, len, &at, "pollutant", k.code);
     rc |= put(buf, len, &at, "interval", k.interval);
     rc |= put(buf, len, &at, "column", strcmp(k.interval, "rtd") == 0 ? "rtd" : "avg");

@@ -255,8 +255,11 @@ def run(port, c2, c3):
     check(r == [[KEY, [["outlet", "DA001"], ["uscc", "91350100M000100Y43"]],
                  [T0 + 47 * H, "30"]]], "mget selected labels", r)
     r = c3.cmd("TS.MGET", "WITHLABELS", "FILTER", "mn=DEMO")
-    check(r == {"DEMO:a21026:hour": [{"mn": "DEMO", "pollutant": "a21026", "interval": "hour",
-                                      "column": "avg"}, [T0 + 47 * H, 47.0]]}, "mget RESP3", r)
+    check(r == {"DEMO:a21026:hour": [{"mn": "DEMO", "registered": "no", "pollutant": "a21026",
+                                      "interval": "hour", "column": "avg"},
+                                     [T0 + 47 * H, 47.0]]}, "mget RESP3", r)
+    r = c2.cmd("TS.QUERYINDEX", "registered=no")
+    check(r == ["DEMO:a21026:hour"], "unregistered devices' series are labelled", r)
     r = c3.cmd("TS.GET", "Dongsi.no2")
     check(r == [T0 + 23 * H, 33.0], "ts.get of a series imported under its own name", r)
     r = c2.cmd("TS.MGET", "WITHLABELS", "SELECTED_LABELS", "a", "FILTER", "a=b")

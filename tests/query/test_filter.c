@@ -108,7 +108,7 @@ static void test_format(void)
                       "industry=D4411\noutlet=DA001\nmedium=gas\npollutant=a21026\n"
                       "interval=hour\ncolumn=avg");
     CHECK(query_labels_format("M9:a34013:rtd", reg, NULL, buf, sizeof buf) > 0);
-    CHECK_EQ_STR(buf, "mn=M9\npollutant=a34013\ninterval=rtd\ncolumn=rtd");
+    CHECK_EQ_STR(buf, "mn=M9\nregistered=no\npollutant=a34013\ninterval=rtd\ncolumn=rtd");
     CHECK(query_labels_format("Dongsi.no2", reg, "station=Dongsi", buf, sizeof buf) > 0);
     CHECK_EQ_STR(buf, "station=Dongsi");
     CHECK(query_labels_format("M1:a21026:hour", reg, NULL, buf, 20) == -ERANGE);
@@ -172,7 +172,8 @@ static void test_index(void)
     CHECK(query_labels_refresh(&l, st, reg) == 0);
     CHECK_EQ_STR(query_labels_key(l, sid), "M2:a05002:hour");
     CHECK(query_labels_refresh(&l, st, NULL) == 0);
-    CHECK_EQ_STR(query_labels_text(l, 1), "mn=M1\npollutant=a21026\ninterval=hour\ncolumn=avg");
+    CHECK_EQ_STR(query_labels_text(l, 1),
+                 "mn=M1\nregistered=no\npollutant=a21026\ninterval=hour\ncolumn=avg");
     CHECK(query_labels_key(l, 0) == NULL && query_labels_key(l, 9999) == NULL);
     query_labels_free(l);
     engine_registry_destroy(reg);
