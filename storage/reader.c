@@ -30,6 +30,12 @@ int storage_reader_open(storage *st, storage_reader **out)
         free(r);
         return storage__lmdb_err(rc);
     }
+    /* Read-only beside a writing process: its log is part of this snapshot. */
+    if (st->read_only &&
+        (rc = storage__wal_snapshot(st, r->txn, &r->wal_sids, &r->wal_pts, &r->wal_n))) {
+        storage_reader_close(r);
+        return rc;
+    }
     *out = r;
     return 0;
 }
@@ -40,6 +46,8 @@ void storage_reader_close(storage_reader *r)
         return;
     mdb_txn_abort(r->txn);
     pthread_rwlock_unlock(&r->st->map_lock);
+    free(r->wal_sids);
+    free(r->wal_pts);
     free(r);
 }
 
@@ -61,7 +69,10 @@ int storage__view(storage_reader *r, storage_sid sid, int64_t from, int64_t to, 
             *own = rc == 0;
         }
     }
-    if (rc == 0)
+    if (rc == 0 && st->read_only)
+        rc = storage__wal_snapshot_copy(r->wal_sids, r->wal_pts, r->wal_n, sid, from, to, hp,
+                                        hn);
+    else if (rc == 0)
         rc = storage__head_copy(st, sid, from, to, hp, hn);
     else
         rc = storage__lmdb_err(rc);

@@ -17,6 +17,10 @@
  * - A storage_reader sees everything committed before it was opened. It may also see points
  *   committed later (recent points live in an in-memory head that readers share). Keep
  *   readers short-lived (LMDB pins the pages a reader can see, and the file grows).
+ * - A reader of a store opened read-only beside a writing process sees exactly one snapshot:
+ *   the chunks and the write-ahead log as its transaction found them (the log is decoded
+ *   when the reader opens, so opening one costs time in proportion to the unsealed points).
+ *   Series created after the read-only open are not seen.
  * - A reader must be used by one thread at a time, and closed by the thread that uses it.
  * - Do not wait for the writer (storage_write, storage_sync, storage_retention_run, close)
  *   while holding a reader on the same thread: growing the map waits for open readers.

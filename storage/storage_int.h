@@ -241,7 +241,22 @@ struct storage_reader {
     MDB_txn *txn;
     uint64_t gen;   /* the checkpoint generation txn is consistent with */
     int open_iters; /* iterators using txn: it must not be renewed under them */
+    /* read-only stores: the write-ahead log as txn sees it (wal_snapshot.c), sorted by
+     * series and time, standing in for the head another process holds */
+    storage_sid *wal_sids;
+    storage_point *wal_pts;
+    size_t wal_n;
 };
+
+/* ---- wal_snapshot.c */
+/* Decodes the wal table as txn sees it into arrays sorted by (sid, ts), one point per
+ * timestamp (the later write), skipping series this handle does not know. */
+int storage__wal_snapshot(storage *st, MDB_txn *txn, storage_sid **sids, storage_point **pts,
+                          size_t *npts);
+/* Copies the points of sid with from <= ts <= to into a malloc'd array (*out, *nout). */
+int storage__wal_snapshot_copy(const storage_sid *sids, const storage_point *pts, size_t n,
+                               storage_sid sid, int64_t from, int64_t to, storage_point **out,
+                               size_t *nout);
 
 /* A consistent view of one series: a transaction whose chunks and the copied head points
  * (*hp, malloc'd, sorted) together hold every committed point of [from, to]. When *own is
