@@ -391,10 +391,10 @@ static int read_group(scan *s, const group *g, batch *b)
         fe = find_code(c, g, WATER_FLOW_CODE);
         w->flow_unit = ENGINE_FLOW_L_S;
     }
+    const entry *oe = find_code(c, g, O2_CODE);
     int rc = read_series(s->r, hours_of(fe), s->from, s->to, b, &w->fl_off, &w->fl_n);
     if (rc == 0)
-        rc = read_series(s->r, hours_of(find_code(c, g, O2_CODE)), s->from, s->to, b,
-                         &w->o2_off, &w->o2_n);
+        rc = read_series(s->r, hours_of(oe), s->from, s->to, b, &w->o2_off, &w->o2_n);
     for (uint32_t k = g->first; rc == 0 && k; k = c->e[k - 1].next) {
         const entry *e = &c->e[k - 1];
         gl.v[FL_POLLUTANT] = e->code;
@@ -404,8 +404,14 @@ static int read_group(scan *s, const group *g, batch *b)
             return -ENOMEM;
         work_entry *we = &b->ents[b->ne];
         we->e = e;
-        if ((rc = read_series(s->r, hours_of(e), s->from, s->to, b, &we->h_off, &we->h_n)) ||
-            (rc = read_series(s->r, e->day, s->from, s->to, b, &we->d_off, &we->d_n)))
+        if (e == fe || e == oe) { /* the flow and O2 hours are read already */
+            we->h_off = e == fe ? w->fl_off : w->o2_off;
+            we->h_n = e == fe ? w->fl_n : w->o2_n;
+        } else if ((rc = read_series(s->r, hours_of(e), s->from, s->to, b, &we->h_off,
+                                     &we->h_n))) {
+            break;
+        }
+        if ((rc = read_series(s->r, e->day, s->from, s->to, b, &we->d_off, &we->d_n)))
             break;
         b->ne++;
         s->series_done++;
