@@ -37,6 +37,10 @@ void engine_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
  * are dropped. Returns 0, or -EINVAL for anything else (a date like 2026-02-30 too). */
 int engine_time_parse(const char *s, size_t len, int64_t default_offset_s, int64_t *out);
 
+/* Parses a local day "YYYY-MM-DD" (exactly that shape, a date that exists) into the Unix
+ * time of its midnight at China Standard Time. 0 or -EINVAL. */
+int engine_day_parse(const char *s, size_t len, int64_t *day);
+
 /* Formats t as ISO 8601 at offset_s east of UTC: "2026-11-22T08:00:00+08:00", or with
  * "Z" when offset_s is 0. buf needs 26 bytes. Returns the length written. */
 int engine_time_format(int64_t t, int64_t offset_s, char *buf, size_t len);

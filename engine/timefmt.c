@@ -151,3 +151,13 @@ int engine_time_format(int64_t t, int64_t offset_s, char *buf, size_t len)
     return snprintf(buf, len, "%04lld-%02u-%02uT%02d:%02d:%02d%s", (long long)y, m, d,
                     (int)(rem / 3600), (int)(rem % 3600 / 60), (int)(rem % 60), zone);
 }
+
+int engine_day_parse(const char *s, size_t len, int64_t *day)
+{
+    if (len != 10 || s[4] != '-' || s[7] != '-')
+        return -EINVAL;
+    for (size_t i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+            return -EINVAL;
+    return engine_time_parse(s, len, ENGINE_CST_OFFSET_S, day);
+}

@@ -185,18 +185,9 @@ static int daily_one(void *arg, storage_sid sid, const char *key, const query_ke
 /* A local day: "YYYY-MM-DD", or any Unix ms inside it. */
 static int parse_day(const resp_arg *a, int64_t *day)
 {
-    int y, m, d;
-    char buf[16];
     int64_t ms;
-    if (a->len == 10 && a->len < sizeof buf) {
-        memcpy(buf, a->ptr, a->len);
-        buf[a->len] = 0;
-        if (sscanf(buf, "%4d-%2d-%2d", &y, &m, &d) != 3 || m < 1 || m > 12 || d < 1 || d > 31)
-            return -EINVAL;
-        struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d};
-        *day = (int64_t)timegm(&tm) - ENGINE_CST_OFFSET_S;
-        return 0;
-    }
+    if (a->len == 10 && a->ptr[4] == '-')
+        return engine_day_parse(a->ptr, a->len, day);
     if (resp_arg_int64(a, &ms) != 0 || ms < 0 || ms > (INT64_C(1) << 50))
         return -EINVAL;
     *day = engine_period_start(ENGINE_PERIOD_DAY, ms / 1000, ENGINE_CST_OFFSET_S);

@@ -66,16 +66,11 @@ typedef struct opts {
 /* A local day YYYY-MM-DD, checked as a calendar date (2026-02-30 is refused). */
 static int parse_day(const char *opt, const char *s, int64_t *day)
 {
-    int64_t t;
-    bool shape = strlen(s) == 10 && s[4] == '-' && s[7] == '-';
-    for (int i = 0; shape && i < 10; i++)
-        shape = i == 4 || i == 7 || (s[i] >= '0' && s[i] <= '9');
-    if (!shape || engine_time_parse(s, 10, ENGINE_CST_OFFSET_S, &t) != 0) {
+    if (engine_day_parse(s, strlen(s), day) != 0) {
         fprintf(stderr, "plume export: %s: '%s' is not a day: expected YYYY-MM-DD, a date "
                 "that exists (e.g. 2026-02-28)\n", opt, s);
         return -1;
     }
-    *day = t;
     return 0;
 }
 

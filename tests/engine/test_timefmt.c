@@ -53,6 +53,14 @@ int main(void)
     CHECK_EQ_INT(parse("12a4", &t), -EINVAL);
     CHECK_EQ_INT(parse("", &t), -EINVAL);
 
+    /* A local day: exactly YYYY-MM-DD, a date that exists, midnight at +08:00. */
+    CHECK_EQ_INT(engine_day_parse("2016-08-01", 10, &t), 0);
+    CHECK_EQ_INT(t, 1469980800);
+    CHECK_EQ_INT(engine_day_parse("2026-02-30", 10, &t), -EINVAL);
+    CHECK_EQ_INT(engine_day_parse("2016-08-01T00", 13, &t), -EINVAL);
+    CHECK_EQ_INT(engine_day_parse("1470009600", 10, &t), -EINVAL);
+    CHECK_EQ_INT(engine_day_parse("2016-8-011", 10, &t), -EINVAL);
+
     char buf[32];
     engine_time_format(1470009600, ENGINE_CST_OFFSET_S, buf, sizeof buf);
     CHECK_EQ_STR(buf, "2016-08-01T08:00:00+08:00");
