@@ -34,8 +34,7 @@ static storage *store_of(query_client *c)
     return st;
 }
 
-/* A time argument in ms, or '-' / '+' (*open set). */
-static int parse_ms(const resp_arg *a, int64_t *ms, int *open)
+int query_parse_ms(const resp_arg *a, int64_t *ms, int *open)
 {
     *open = 0;
     if (resp_arg_ieq(a, "-")) {
@@ -59,7 +58,7 @@ static int open_range(query_client *c, const resp_arg *argv, chart_ctx *x, char 
     memset(x, 0, sizeof *x);
     if (!(x->st = store_of(c)))
         return -1;
-    if (parse_ms(&argv[2], &fms, &fo) != 0 || parse_ms(&argv[3], &tms, &to) != 0) {
+    if (query_parse_ms(&argv[2], &fms, &fo) != 0 || query_parse_ms(&argv[3], &tms, &to) != 0) {
         resp_write_error(&c->out, "ERR CEMS: from and to must be Unix milliseconds, '-' or "
                          "'+'");
         return -1;

@@ -290,16 +290,14 @@ static int exc_one(void *arg, storage_sid sid, const char *key, const query_key 
     return engine_episode_rows(x->reg, &in, NULL, exc_write, x);
 }
 
+/* A range bound in seconds: '-' / '+' stand for open_value. */
 static int parse_ms_bound(const resp_arg *a, int64_t open_value, int64_t *s)
 {
-    int64_t ms;
-    if (resp_arg_ieq(a, "-") || resp_arg_ieq(a, "+")) {
-        *s = open_value;
-        return 0;
-    }
-    if (resp_arg_int64(a, &ms) != 0 || ms < 0 || ms > (INT64_C(1) << 50))
+    int64_t ms = 0;
+    int open;
+    if (query_parse_ms(a, &ms, &open) != 0)
         return -EINVAL;
-    *s = ms / 1000;
+    *s = open ? open_value : ms / 1000;
     return 0;
 }
 

@@ -39,6 +39,10 @@ typedef struct qfilter {
  * label= (the label is absent), label!= (present), label=(a,b), label!=(a,b). At least one
  * expression must be a label=value or label=(...) with a non-empty value. Returns 0 or
  * -EINVAL with a message in err naming the expression. */
+/* A time argument of the CEMS commands: Unix ms (|ms| < 2^50), or '-' / '+', which set
+ * *open to -1 / 1 (0 otherwise). 0 or -EINVAL. */
+int query_parse_ms(const resp_arg *a, int64_t *ms, int *open);
+
 int qfilter_parse(size_t argc, const resp_arg *argv, qfilter *f, char *err, size_t errlen);
 
 /* Whether labels (text form) pass every expression of f. */
