@@ -330,7 +330,7 @@ static int export_run(opts *o)
         else
             snprintf(range, sizeof range, "start_time >= '%sT00:00:00+08:00' AND start_time "
                      "< '%sT00:00:00+08:00'::timestamptz + interval '1 day'", a, b);
-        r.w = export_pg_open(t, o->pg, range, o->quiet);
+        r.w = export_pg_open(t, o->pg, range, o->filter.nterms == 0, o->quiet);
     } else {
         export_file_opts fo = {.path = o->out, .jsonl = strcmp(o->format, "jsonl") == 0,
                                .excel = o->excel};

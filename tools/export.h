@@ -80,9 +80,12 @@ export_writer *export_file_open(const export_table *t, const export_file_opts *o
 
 /* PostgreSQL through libpq: one transaction that creates the table if missing, COPYs the
  * rows into a temporary staging table and upserts them on the table's key (or, when the
- * table holds no row where range, an SQL condition, holds, COPYs straight into it). */
+ * table holds no row where range, an SQL condition, holds, COPYs straight into it). The
+ * export then replaces the range: rows of it that the export no longer produces (an
+ * episode whose start moved, a series gone) are deleted; all of them when whole is true
+ * (no filter), else only those of MN and pollutant pairs the export produced. */
 export_writer *export_pg_open(const export_table *t, const char *conninfo, const char *range,
-                              bool quiet);
+                              bool whole, bool quiet);
 
 /* Formats a local day / a time at +08:00 (buf needs 11 / 26 bytes); the length. */
 int export_format_date(int64_t day, char *buf);

@@ -6,9 +6,11 @@
  * table (text format, sent in 1 MiB messages), then INSERT ... SELECT from it ON CONFLICT on
  * the table's key DO UPDATE, and commit. When the table holds no row of the exported range
  * (the daily run on new days), nothing can conflict: the rows are copied straight into the
- * table, in the same one transaction. Re-running the same days therefore replaces their rows, and any failure (a
- * broken connection, a constraint, a killed export) rolls the whole transaction back: the
- * target table never holds half an export. COPY into an unindexed temporary table is the
+ * table, in the same one transaction. Otherwise the rows of the range that the export no
+ * longer produces are deleted after the upsert (an episode whose start moved when late data
+ * arrived leaves no stale row behind). Re-running the same days therefore replaces them, and
+ * any failure (a broken connection, a constraint, a killed export) rolls the whole
+ * transaction back: the target table never holds half an export. COPY into an unindexed temporary table is the
  * fastest way in; the upsert is then one set operation inside the server.
  */
 #include <math.h>
@@ -33,6 +35,9 @@ typedef struct pg_writer {
     uint64_t rows;
     bool quiet, failed;
     bool direct;         /* COPY straight into the table: it held nothing of the range */
+    bool whole;          /* the export covers every outlet and pollutant of the range */
+    char range[256];     /* SQL condition selecting the range's rows */
+    uint64_t stale;      /* rows of the range deleted because the export no longer has them */
     double t_open, t_copied;
     int64_t last_day;
     char day_text[16];
@@ -184,6 +189,46 @@ static char *upsert_sql(const export_table *t)
     return s;
 }
 
+/* "DELETE FROM t AS d WHERE range AND NOT EXISTS (SELECT 1 FROM stage s WHERE s.key = d.key
+ * ...)", limited to the exported MN and pollutant pairs when a filter chose the rows. */
+static char *stale_sql(const pg_writer *w)
+{
+    const export_table *t = w->base.t;
+    size_t cap = 4096, at = 0;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    at += (size_t)snprintf(s + at, cap - at, "DELETE FROM %s AS d WHERE (%s) AND NOT EXISTS "
+                           "(SELECT 1 FROM plume_stage s WHERE ", t->sql_name, w->range);
+    for (size_t i = 0, n = 0; i < t->ncols; i++)
+        if (t->cols[i].key)
+            at += (size_t)snprintf(s + at, cap - at, "%ss.%s = d.%s", n++ ? " AND " : "",
+                                   t->cols[i].name, t->cols[i].name);
+    at += (size_t)snprintf(s + at, cap - at, ")");
+    if (!w->whole)
+        at += (size_t)snprintf(s + at, cap - at, " AND (d.mn, d.pollutant) IN "
+                               "(SELECT mn, pollutant FROM plume_stage)");
+    return s;
+}
+
+static int delete_stale(pg_writer *w)
+{
+    char *sql = stale_sql(w);
+    if (!sql) {
+        fprintf(stderr, "plume export: out of memory\n");
+        return -1;
+    }
+    PGresult *res = PQexec(w->conn, sql);
+    free(sql);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (ok)
+        w->stale = strtoull(PQcmdTuples(res), NULL, 10);
+    else
+        pg_error(w, "deleting rows the export no longer has", res);
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
 static int pg_finish(export_writer *base)
 {
     pg_writer *w = (pg_writer *)base;
@@ -205,6 +250,8 @@ static int pg_finish(export_writer *base)
     if (rc == 0 && !w->direct && (!sql || exec(w, sql, "upsert from the staging table") != 0))
         rc = -1;
     free(sql);
+    if (rc == 0 && !w->direct)
+        rc = delete_stale(w);
     double t1 = now_s();
     if (rc == 0)
         rc = exec(w, "COMMIT", "COMMIT");
@@ -214,9 +261,10 @@ static int pg_finish(export_writer *base)
         fprintf(stderr, "plume export: %llu rows copied into %s (COPY %.2f s, commit %.2f s)\n",
                 (unsigned long long)w->rows, base->t->sql_name, t0 - w->t_open, now_s() - t1);
     else if (!w->quiet)
-        fprintf(stderr, "plume export: %llu rows upserted into %s (COPY into staging %.2f s, "
-                "upsert %.2f s, commit %.2f s)\n", (unsigned long long)w->rows,
-                base->t->sql_name, t0 - w->t_open, t1 - t0, now_s() - t1);
+        fprintf(stderr, "plume export: %llu rows upserted into %s, %llu no longer exported "
+                "deleted (COPY into staging %.2f s, upsert %.2f s, commit %.2f s)\n",
+                (unsigned long long)w->rows, base->t->sql_name, (unsigned long long)w->stale,
+                t0 - w->t_open, t1 - t0, now_s() - t1);
     pg_free(w);
     return rc;
 }
@@ -251,7 +299,7 @@ static int holds_rows(pg_writer *w, const char *table, const char *range)
 }
 
 export_writer *export_pg_open(const export_table *t, const char *conninfo, const char *range,
-                              bool quiet)
+                              bool whole, bool quiet)
 {
     pg_writer *w = calloc(1, sizeof *w);
     char sql[4096];
@@ -263,6 +311,8 @@ export_writer *export_pg_open(const export_table *t, const char *conninfo, const
     w->base.ops = &pg_ops;
     w->base.t = t;
     w->quiet = quiet;
+    w->whole = whole;
+    snprintf(w->range, sizeof w->range, "%s", range);
     w->last_day = INT64_MIN;
     w->t_open = now_s();
     w->conn = PQconnectdb(conninfo);

@@ -279,6 +279,28 @@ def run_tests(tmp, cl):
     got = int(cl.psql("SELECT count(*) FROM plume_exceedances").strip())
     check(r.returncode == 0 and want > 0 and got == want,
           "exceedance episodes load too (%d)" % want, r.stderr)
+
+    # Rows the export no longer produces (an episode whose start moved when late data came)
+    # are deleted from the range; a filtered export only touches its own MN and pollutant.
+    mn_a, mn_b = cl.psql("SELECT min(mn), max(mn) FROM plume_exceedances").strip().split("|")
+    for mn in (mn_a, mn_b):
+        cl.psql("CREATE TEMP TABLE moved AS SELECT * FROM plume_exceedances WHERE mn = '%s' "
+                "ORDER BY start_time LIMIT 1; UPDATE moved SET start_time = start_time - "
+                "interval '1 hour'; INSERT INTO plume_exceedances SELECT * FROM moved" % mn)
+    stale = "SELECT count(*) FROM plume_exceedances WHERE mn = '%s'"
+    before = [int(cl.psql(stale % m).strip()) for m in (mn_a, mn_b)]
+    r = plume("export", "exceedances", "--db", db, *days, "--filter", "mn=" + mn_a,
+              "--format", "pg", "--pg", cl.conninfo)
+    after = [int(cl.psql(stale % m).strip()) for m in (mn_a, mn_b)]
+    check(r.returncode == 0 and "1 no longer exported deleted" in r.stderr and
+          after == [before[0] - 1, before[1]],
+          "a filtered re-export deletes its own stale episode row only (%s -> %s)" %
+          (before, after), r.stderr)
+    r = plume("export", "exceedances", "--db", db, *days, "--format", "pg", "--pg",
+              cl.conninfo, "--quiet")
+    got = int(cl.psql("SELECT count(*) FROM plume_exceedances").strip())
+    check(r.returncode == 0 and got == want,
+          "a whole re-export leaves exactly the episodes the store has (%d)" % got, r.stderr)
     r = plume("export", "daily", "--db", db, "--from", "2026-03-01", "--format", "pg", "--pg",
               "host=%s port=1 user=plume" % tmp)
     check(r.returncode == 1 and "cannot connect" in r.stderr,
