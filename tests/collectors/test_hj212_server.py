@@ -6,175 +6,23 @@ and that every acknowledged reading survives kill -9.
 
 usage: test_hj212_server.py PLUME"""
 import os
-import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import atexit
 
-PLUME = os.path.abspath(sys.argv[1])
-n_checks = 0
-failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+from plumetest import Device, check, fields, frame, hour_local, upload  # noqa: E402
 
-
-def check(cond, what):
-    global n_checks, failed
-    n_checks += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n_checks, what), flush=True)
-    if not cond:
-        failed += 1
-
-
-def crc212(data: bytes) -> int:
-    r = 0xFFFF
-    for b in data:
-        r = (r >> 8) ^ b
-        for _ in range(8):
-            r = (r >> 1) ^ 0xA001 if r & 1 else r >> 1
-    return r
-
-
-def frame(seg: str, crc=None) -> bytes:
-    b = seg.encode()
-    c = crc212(b) if crc is None else crc
-    return b"##%04d" % len(b) + b + b"%04X\r\n" % c
-
-
-def hour_local(t):
-    """UTC seconds -> YYYYMMDDhhmmss at +08:00."""
-    return time.strftime("%Y%m%d%H%M%S", time.gmtime(t + 8 * 3600))
-
-
-QN_SEQ = [0]
-
-
-def qn():
-    QN_SEQ[0] += 1
-    return time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() + 8 * 3600)) + "%03d" % (QN_SEQ[0] % 1000)
-
-
-def upload(mn, t, so2, flag=5, cn=2061, pw="123456", q=None):
-    q = q or qn()
-    seg = (f"QN={q};ST=31;CN={cn};PW={pw};MN={mn};Flag={flag};CP=&&DataTime={hour_local(t)};"
-           f"a21026-Avg={so2},a21026-Min={so2},a21026-Max={so2},a21026-Flag=N;"
-           f"a19001-Avg=8.5,a19001-Flag=N&&")
-    return q, frame(seg)
-
-
-class Device:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.buf = b""
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def packets(self, timeout=2.0, want=1):
-        """Reads until `want` packets arrived or timeout; returns data segments."""
-        out = []
-        end = time.time() + timeout
-        while len(out) < want and time.time() < end:
-            while b"\r\n" in self.buf and len(out) < want:
-                line, self.buf = self.buf.split(b"\r\n", 1)
-                i = line.find(b"##")
-                if i >= 0:
-                    out.append(line[i + 6:-4].decode())
-            if len(out) >= want:
-                break
-            self.s.settimeout(max(0.01, end - time.time()))
-            try:
-                chunk = self.s.recv(65536)
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            self.buf += chunk
-        return out
-
-    def closed(self, timeout=2.0):
-        self.s.settimeout(timeout)
-        try:
-            return self.s.recv(1) == b""
-        except (socket.timeout, ConnectionResetError):
-            return False
-
-    def close(self):
-        self.s.close()
-
-
-def fields(seg):
-    return dict(kv.split("=", 1) for kv in seg.split("CP=")[0].strip(";").split(";") if "=" in kv)
-
-
-class Server:
-    def __init__(self, db, *args):
-        self.log = open(os.path.join(db + ".log"), "ab")
-        self.p = subprocess.Popen([PLUME, "serve", "--db", db, "--hj212.listen", "127.0.0.1:0",
-                                   "--query.listen", "127.0.0.1:0", *args],
-                                  stderr=subprocess.PIPE)
-        atexit.register(self.p.kill)  # never leave a server behind a failing test
-        self.port = None
-        end = time.time() + 10
-        while time.time() < end:
-            line = self.p.stderr.readline().decode()
-            if not line:
-                break
-            self.log.write(line.encode())
-            m = re.search(r'msg="hj212 listening".* port=(\d+)', line)
-            if m:
-                self.port = int(m.group(1))
-            m = re.search(r'msg="query listening".* port=(\d+)', line)
-            if m:
-                self.qport = int(m.group(1))
-            if 'msg=ready' in line:
-                break
-        assert self.port, "server did not start"
-
-    def stop(self, sig=signal.SIGTERM):
-        self.p.send_signal(sig)
-        rest = self.p.stderr.read()
-        self.log.write(rest)
-        self.p.wait(10)
-        return rest.decode()
-
-
-def resp_read(f):
-    line = f.readline().rstrip(b"\r\n")
-    t, rest = line[:1], line[1:]
-    if t in (b"+", b"-"):
-        return rest.decode()
-    if t == b":":
-        return int(rest)
-    if t == b"$":
-        n = int(rest)
-        if n < 0:
-            return None
-        data = f.read(n + 2)[:-2]
-        return data.decode()
-    if t == b"*":
-        n = int(rest)
-        return None if n < 0 else [resp_read(f) for _ in range(n)]
-    raise ValueError("unexpected reply %r" % line)
-
-
-def query(port, *args):
-    """One command to the query server with a minimal RESP client."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        req = b"*%d\r\n" % len(args) + b"".join(
-            b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
-        s.sendall(req)
-        return resp_read(s.makefile("rb"))
+pt.init(sys.argv[1])
 
 
 def dump(db, series):
     """The series' points as [key, unix seconds, value], read back through TS.RANGE."""
-    srv = Server(db, "--open")
+    srv = pt.Serve(db, "--open")
     try:
-        rows = query(srv.qport, "TS.RANGE", series, "-", "+")
+        rows = pt.query(srv.qport, "TS.RANGE", series, "-", "+")
     finally:
         srv.stop()
     if not isinstance(rows, list):
@@ -188,15 +36,14 @@ def main():
         run(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n_checks)
-    sys.exit(1 if failed else 0)
+    pt.finish()
 
 
 def run(tmp):
     mn = "010000A8900016F000169DC0"
     t0 = 1700000000 // 3600 * 3600
     db = os.path.join(tmp, "open")
-    srv = Server(db, "--open")
+    srv = pt.Serve(db, "--open")
 
     # An upload asking for an answer gets 9014 with its own QN.
     d = Device(srv.port)
@@ -282,13 +129,12 @@ def run(tmp):
     # Registered devices only: unknown MN and wrong PW are refused and closed after 3.
     reg = os.path.join(tmp, "reg")
     os.makedirs(reg)
-    with open(os.path.join(reg, "facilities.csv"), "w") as f:
-        f.write("id,name\nF1,Test Power Plant\n")
-    with open(os.path.join(reg, "outlets.csv"), "w") as f:
-        f.write(f"facility_id,code,medium,mn,pw,o2_ref\nF1,DA001,gas,{mn},654321,6\n")
-    files = ",".join(os.path.join(reg, x) for x in ("facilities.csv", "outlets.csv"))
+    files = ",".join(pt.write_registry(
+        reg, [{"id": "F1", "name": "Test Power Plant"}],
+        [{"facility_id": "F1", "code": "DA001", "medium": "gas", "mn": mn, "pw": "654321",
+          "o2_ref": 6}]))
     db2 = os.path.join(tmp, "reg-db")
-    srv = Server(db2, "--registry.files", files)
+    srv = pt.Serve(db2, "--registry.files", files)
     d = Device(srv.port)
     d.send(upload(mn, t0, 1.0, pw="654321")[1])
     check(len(d.packets()) == 1 and True, "a registered device with its PW is acknowledged")
@@ -309,7 +155,7 @@ def run(tmp):
     db3 = os.path.join(tmp, "kill")
     acked = {}
     for rnd in range(3):
-        srv = Server(db3, "--open")
+        srv = pt.Serve(db3, "--open")
         d = Device(srv.port)
         sent = {}
         base = t0 + rnd * 1000 * 3600
@@ -322,8 +168,7 @@ def run(tmp):
             q = fields(g).get("QN")
             if q in sent:
                 acked[sent[q][0]] = sent[q][1]
-        srv.p.kill()
-        srv.p.wait()
+        srv.kill()
         d.close()
     rows = dump(db3, f"{mn}:a21026:hour")
     stored = {int(r[1]): r[2] for r in rows}

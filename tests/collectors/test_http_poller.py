@@ -13,7 +13,6 @@ import calendar
 import http.server
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -23,24 +22,16 @@ import threading
 import time
 import urllib.request
 
-PLUME = os.path.abspath(sys.argv[1])
-n_checks = 0
-failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+from plumetest import check  # noqa: E402
+
+PLUME = pt.init(sys.argv[1])
 FACILITIES = 6
 
 
-def check(cond, what):
-    global n_checks, failed
-    n_checks += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n_checks, what), flush=True)
-    if not cond:
-        failed += 1
-
-
 def redis(port, *args):
-    out = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
-                         timeout=30)
-    return out.stdout.splitlines()
+    return pt.redis_cli(port, *args).splitlines()
 
 
 def sources_state(port, *args):
@@ -61,14 +52,11 @@ def ts_range(port, key, start, end):
 
 
 def wait_for(what, fn, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.3)
-    check(False, "in time: " + what)
-    return None
+    v = pt.wait_until(fn, timeout, 0.3)
+    if not v:
+        check(False, "in time: " + what)
+        return None
+    return v
 
 
 class FailingPlatform(http.server.BaseHTTPRequestHandler):
@@ -103,35 +91,10 @@ def start_sim(tmp):
     return p, port
 
 
-class Serve:
-    def __init__(self, db, sources, *extra):
-        self.p = subprocess.Popen([PLUME, "serve", "--db", db, "--hj212.listen=",
-                                   "--query.listen", "127.0.0.1:0", "--metrics.listen=",
-                                   "--http.sources", sources, "--http.catchup", "0", *extra],
-                                  stderr=subprocess.PIPE, text=True)
-        atexit.register(self.p.kill)
-        self.qport = None
-        self.log = []
-        end = time.time() + 20
-        while time.time() < end:
-            line = self.p.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            m = re.search(r'msg="query listening".* port=(\d+)', line)
-            if m:
-                self.qport = int(m.group(1))
-            if "msg=ready" in line or "http sources not loaded" in line:
-                break
-        threading.Thread(target=self.drain, daemon=True).start()
-
-    def drain(self):
-        for line in self.p.stderr:
-            self.log.append(line)
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        return self.p.wait(timeout=30)
+def serve(db, sources, *extra):
+    """plume serve polling the HTTP sources file (no HJ 212 listener, no metrics page)."""
+    return pt.Serve(db, "--metrics.listen=", "--http.sources", sources, "--http.catchup", "0",
+                    *extra, hj212=False)
 
 
 def fetch_window(port, fid, begin, end):
@@ -178,13 +141,12 @@ def main():
         sources.append({"name": name, "url": "http://127.0.0.1:%d%s?b={from}" % (fport, path),
                         "timeout": "1s"})
     sfile = os.path.join(tmp, "sources.json")
-    with open(sfile, "w") as f:
-        json.dump({"defaults": common, "sources": sources}, f)
+    pt.write_json(sfile, {"defaults": common, "sources": sources})
     db = os.path.join(tmp, "db")
-    srv = Serve(db, sfile)
+    srv = serve(db, sfile)
     check(srv.qport is not None, "plume serve starts with an HTTP sources file")
     if not srv.qport:
-        print("".join(srv.log))
+        print(srv.text())
         return
 
     def settled():
@@ -196,7 +158,7 @@ def main():
 
     st = wait_for("every source polled three times", settled, 90)
     if not st:
-        print("# " + "# ".join(srv.log[-30:]))
+        print("# " + "# ".join(srv.lines[-30:]))
         return
     check(len(st) == len(fids) + len(bad), "CEMS.SOURCES lists every source")
     check("HTTP 500" in st["fail500"]["last_error"], "a 500 is the source's error: " +
@@ -262,8 +224,7 @@ def main():
     # SIGHUP reload: a source added, states kept by name.
     before = sources_state(srv.qport, "F000001")["F000001"]
     sources.append({"name": "late", "vars": {"facility": fids[0]}})
-    with open(sfile, "w") as f:
-        json.dump({"defaults": common, "sources": sources}, f)
+    pt.write_json(sfile, {"defaults": common, "sources": sources})
     srv.p.send_signal(signal.SIGHUP)
     st2 = wait_for("the added source polled after SIGHUP",
                    lambda: (lambda s: s if s.get("late", {}).get("state") == "up" else None)(
@@ -275,7 +236,7 @@ def main():
     check(srv.stop() == 0, "plume serve stops cleanly")
 
     # A restart resumes from the stored cursor: the states come back from the store.
-    srv = Serve(db, sfile, "--http.catchup", "0")
+    srv = serve(db, sfile, "--http.catchup", "0")
     st3 = sources_state(srv.qport, "F000002")
     check(st3.get("F000002", {}).get("cursor") == st["F000002"]["cursor"] or
           st3.get("F000002", {}).get("cursor", "") > st["F000002"]["cursor"],
@@ -293,5 +254,5 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        print("1..%d" % n_checks)
-    sys.exit(1 if failed else 0)
+        print("1..%d" % pt.n_checks)
+    sys.exit(1 if pt.n_failed else 0)

@@ -15,40 +15,24 @@ usage: test_modbus_poll.py PLUME"""
 import atexit
 import json
 import os
-import re
 import select
-import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import shutil
 import threading
 import time
 import tty
 
-try:
-    from pymodbus.constants import Endian
-    from pymodbus.payload import BinaryPayloadBuilder
-except ImportError:
-    # pymodbus is a Debian package: use the system interpreter if this one lacks it.
-    if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3"):
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    print("1..0 # SKIP python3-pymodbus is not installed (tools/deps installs it)")
-    sys.exit(0)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+from plumetest import check, wait_until  # noqa: E402
 
-n_checks = 0
-failed = 0
-
-
-def check(cond, what):
-    global n_checks, failed
-    n_checks += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n_checks, what), flush=True)
-    if not cond:
-        failed += 1
-
+pt.require_pymodbus()
+from pymodbus.constants import Endian  # noqa: E402
+from pymodbus.payload import BinaryPayloadBuilder  # noqa: E402
 
 ORDERS = {  # name: (byteorder, wordorder) as pymodbus says it
     "ABCD": (Endian.Big, Endian.Big),
@@ -69,116 +53,31 @@ def as_float32(v):
     return struct.unpack(">f", struct.pack(">f", v))[0]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-SERVER = r'''
-import sys
-from pymodbus.server import StartTcpServer
-from pymodbus.datastore import ModbusSequentialDataBlock, ModbusSlaveContext, ModbusServerContext
-from pymodbus.payload import BinaryPayloadBuilder
-from pymodbus.constants import Endian
-port = int(sys.argv[1])
-orders = [(Endian.Big, Endian.Big), (Endian.Big, Endian.Little), (Endian.Little, Endian.Big),
-          (Endian.Little, Endian.Little)]
-slaves = {}
-for unit, (bo, wo) in enumerate(orders, start=1):
+def served_registers(order):
+    """The holding and input registers of one unit, encoded by pymodbus in byte order
+    `order` (the layout above; the input float32 at address 20)."""
+    bo, wo = ORDERS[order]
     b = BinaryPayloadBuilder(byteorder=bo, wordorder=wo)
     b.add_16bit_int(-1234)
     b.add_16bit_uint(54321)
     b.add_32bit_int(-123456789)
     b.add_32bit_uint(3000000000)
-    b.add_32bit_float(23.45)
-    b.add_64bit_float(-1234.5678)
-    hr = b.to_registers()
+    b.add_32bit_float(F32)
+    b.add_64bit_float(F64)
     i = BinaryPayloadBuilder(byteorder=bo, wordorder=wo)
-    i.add_32bit_float(20.9)
-    ir = [0] * 20 + i.to_registers()
-    slaves[unit] = ModbusSlaveContext(hr=ModbusSequentialDataBlock(0, hr),
-                                      ir=ModbusSequentialDataBlock(0, ir), zero_mode=True)
-StartTcpServer(context=ModbusServerContext(slaves=slaves, single=False),
-               address=("127.0.0.1", port))
-'''
+    i.add_32bit_float(F32_INPUT)
+    return {"hr": b.to_registers(), "ir": [0] * 20 + i.to_registers()}
 
 
-def resp_encode(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a.encode() if isinstance(a, str) else a
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
+def serve(db, config):
+    """plume serve polling the Modbus configuration `config` (no HJ 212 listener)."""
+    return pt.Serve(db, "--modbus.config", config, hj212=False)
 
 
-class Resp:
-    """Just enough of a RESP client for TS.GET and TS.RANGE."""
-
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.f = self.s.makefile("rb")
-
-    def cmd(self, *args):
-        self.s.sendall(resp_encode(*args))
-        return self.reply()
-
-    def reply(self):
-        line = self.f.readline().rstrip(b"\r\n")
-        t, rest = line[:1], line[1:]
-        if t in (b"+", b"-"):
-            return rest.decode() if t == b"+" else RuntimeError(rest.decode())
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            data = self.f.read(n + 2)[:n]
-            return data.decode()
-        if t == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.reply() for _ in range(n)]
-        raise ValueError("reply %r" % line)
-
-
-class Serve:
-    def __init__(self, plume, db, config, *extra):
-        self.logpath = db + ".log"
-        self.log = open(self.logpath, "wb")
-        self.p = subprocess.Popen([plume, "serve", "--db", db, "--hj212.listen=",
-                                   "--query.listen", "127.0.0.1:0", "--modbus.config", config,
-                                   *extra], stderr=self.log)
-        atexit.register(self.p.kill)
-        self.qport = None
-        end = time.time() + 30
-        while time.time() < end and self.qport is None and self.p.poll() is None:
-            m = re.search(r'msg="query listening".* port=(\d+)', self.text())
-            if m:
-                self.qport = int(m.group(1))
-            time.sleep(0.05)
-        if self.qport is None:
-            raise RuntimeError("plume serve did not start:\n" + self.text())
-
-    def text(self):
-        with open(self.logpath, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        return self.p.wait(30)
-
-
-def wait_for(fn, timeout=30.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.2)
-    return fn()
+def sources(db, *args):
+    """`plume sources` of the store: {mn: state record}."""
+    out = pt.plume("sources", "--db", db, *args).stdout
+    return {j["mn"]: j for j in map(json.loads, out.splitlines())}
 
 
 def value_of(reply):
@@ -189,20 +88,9 @@ def value_of(reply):
 
 
 def part_pymodbus(plume, tmp):
-    port = free_port()
-    srv = subprocess.Popen([sys.executable, "-c", SERVER, str(port)],
-                           stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    atexit.register(srv.kill)
-    # Wait for the server to listen.
-    up = False
-    for _ in range(150):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            up = True
-            break
-        except OSError:
-            time.sleep(0.1)
-    check(up, "pymodbus server listens")
+    srv = pt.ModbusServer({unit: served_registers(name)
+                           for unit, name in enumerate(ORDERS, start=1)})
+    check(srv.up, "pymodbus server listens")
     templates, devices = [], []
     for unit, name in enumerate(ORDERS, start=1):
         regs = [{"code": c, "address": a, "type": t} for c, a, t, _ in LAYOUT]
@@ -210,16 +98,15 @@ def part_pymodbus(plume, tmp):
         templates.append({"name": "t-" + name, "order": name, "registers": regs})
         devices.append({"mn": "PYMB-" + name, "unit": unit, "template": "t-" + name})
     cfg = {"templates": templates,
-           "gateways": [{"name": "pymodbus", "tcp": "127.0.0.1:%d" % port,
+           "gateways": [{"name": "pymodbus", "tcp": "127.0.0.1:%d" % srv.port,
                          "interval_ms": 1000, "devices": devices}]}
     cpath = os.path.join(tmp, "pymodbus.json")
-    with open(cpath, "w") as f:
-        json.dump(cfg, f)
-    sv = Serve(plume, os.path.join(tmp, "db1"), cpath)
-    r = Resp(sv.qport)
+    pt.write_json(cpath, cfg)
+    sv = serve(os.path.join(tmp, "db1"), cpath)
+    r = pt.Resp(sv.qport)
     for name in ORDERS:
         mn = "PYMB-" + name
-        got = wait_for(lambda: value_of(r.cmd("TS.GET", mn + ":f64:rtd")))
+        got = wait_until(lambda: value_of(r.cmd("TS.GET", mn + ":f64:rtd")))
         check(got is not None, f"{name}: readings stored")
         for code, _, typ, want in LAYOUT:
             v = value_of(r.cmd("TS.GET", f"{mn}:{code}:rtd"))
@@ -228,13 +115,10 @@ def part_pymodbus(plume, tmp):
             check(v == want, f"{name} {typ}: stored {v!r} == served {want!r}")
         v = value_of(r.cmd("TS.GET", mn + ":in32:rtd"))
         check(v == as_float32(F32_INPUT), f"{name} input register float32: {v!r}")
-    states = subprocess.run([plume, "sources", "--db", os.path.join(tmp, "db1"), "--kind",
-                             "modbus"], capture_output=True, text=True)
+    states = sources(os.path.join(tmp, "db1"), "--kind", "modbus")
     sv.stop()
-    srv.terminate()
-    srv.wait(10)
-    recs = [json.loads(l) for l in states.stdout.splitlines()]
-    check(len(recs) == 4 and all(x["state"] == "up" for x in recs),
+    srv.stop()
+    check(len(states) == 4 and all(x["state"] == "up" for x in states.values()),
           "plume sources: the four devices are up")
 
 
@@ -258,24 +142,22 @@ def part_sim(plume, tmp):
                             "--modbus-interval-ms", "2000", "--modbus-config-out", cpath],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     atexit.register(sim.kill)
-    check(wait_for(lambda: os.path.exists(cpath)), "plume sim writes the configuration")
+    check(wait_until(lambda: os.path.exists(cpath)), "plume sim writes the configuration")
     cfg = json.load(open(cpath))
     gws = cfg["gateways"]
     check(len(gws) == 3 and sum(len(g["devices"]) for g in gws) == 24,
           "3 gateways of 8 devices")
     db = os.path.join(tmp, "db2")
-    sv = Serve(plume, db, cpath)
+    sv = serve(db, cpath)
     t0 = time.time()
     dead = {d["mn"] for d in gws[1]["devices"]}
     misconf = gws[0]["devices"][2]["mn"]
     healthy = [d for g in (gws[0], gws[2]) for d in g["devices"] if d["mn"] != misconf]
 
     def states():
-        out = subprocess.run([plume, "sources", "--db", db], capture_output=True,
-                             text=True).stdout
-        return {j["mn"]: j for j in map(json.loads, out.splitlines())}
+        return sources(db)
 
-    st = wait_for(lambda: (lambda s: s if all(s.get(m, {}).get("state") == "down"
+    st = wait_until(lambda: (lambda s: s if all(s.get(m, {}).get("state") == "down"
                                               for m in dead) else None)(states()), 60)
     check(st is not None, "every device of the dead gateway is down")
     st = states()
@@ -285,7 +167,7 @@ def part_sim(plume, tmp):
           "its last error names the exception")
     check(all(st.get(d["mn"], {}).get("state") == "up" for d in healthy),
           "every other device is up")
-    r = Resp(sv.qport)
+    r = pt.Resp(sv.qport)
     rows = r.cmd("CEMS.SOURCES", "modbus:*", "STATE", "misconfigured")
     names = [row[row.index("name") + 1] for row in rows] if isinstance(rows, list) else rows
     check(names == [misconf], f"CEMS.SOURCES ... STATE misconfigured: {names!r}")
@@ -325,15 +207,6 @@ def part_sim(plume, tmp):
     check(not any(k.split(":")[0] in dead for k in pts), "nothing stored for the dead gateway")
 
 
-def crc16_modbus(data):
-    crc = 0xFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
-
-
 class RtuDevices(threading.Thread):
     """Modbus RTU devices written here (no library), on the master side of a pseudo-terminal
     whose slave path plume opens as its serial line."""
@@ -359,7 +232,7 @@ class RtuDevices(threading.Thread):
         else:
             data = b"".join(struct.pack(">H", w) for w in words[addr:addr + count])
             pdu = bytes([unit, fc, len(data)]) + data
-        return pdu + struct.pack("<H", crc16_modbus(pdu))
+        return pdu + struct.pack("<H", pt.crc16_modbus(pdu))
 
     def run(self):
         buf = b""
@@ -374,7 +247,7 @@ class RtuDevices(threading.Thread):
                 return
             while len(buf) >= 8:
                 frame, buf = buf[:8], buf[8:]
-                if crc16_modbus(frame[:6]) != struct.unpack("<H", frame[6:8])[0]:
+                if pt.crc16_modbus(frame[:6]) != struct.unpack("<H", frame[6:8])[0]:
                     buf = b""
                     break
                 self.requests += 1
@@ -399,34 +272,31 @@ def part_rtu(plume, tmp):
                                      {"mn": "RTU-6", "unit": 6, "template": "rtu"},
                                      {"mn": "RTU-9", "unit": 9, "template": "rtu"}]}]}
     cpath = os.path.join(tmp, "rtu.json")
-    with open(cpath, "w") as fh:
-        json.dump(cfg, fh)
+    pt.write_json(cpath, cfg)
     db = os.path.join(tmp, "db3")
-    sv = Serve(plume, db, cpath)
-    r = Resp(sv.qport)
-    v = wait_for(lambda: value_of(r.cmd("TS.GET", "RTU-5:f32:rtd")))
+    sv = serve(db, cpath)
+    r = pt.Resp(sv.qport)
+    v = wait_until(lambda: value_of(r.cmd("TS.GET", "RTU-5:f32:rtd")))
     check(v == 12.5, f"RTU: float32 CDAB read over the serial line: {v!r}")
     v = value_of(r.cmd("TS.GET", "RTU-5:i16:rtd"))
     check(v is not None and abs(v - -0.7) < 1e-12, f"RTU: int16 with scale 0.1: {v!r}")
-    v = wait_for(lambda: value_of(r.cmd("TS.GET", "RTU-6:i16:rtd")))
+    v = wait_until(lambda: value_of(r.cmd("TS.GET", "RTU-6:i16:rtd")))
     check(v is not None and abs(v - 123.4) < 1e-9, f"RTU: second unit id: {v!r}")
-    states = wait_for(lambda: (lambda s: s if s.get("RTU-9", {}).get("state") == "down" else None)(
-        {j["mn"]: j for j in map(json.loads, subprocess.run(
-            [plume, "sources", "--db", db], capture_output=True, text=True).stdout.splitlines())}))
+    states = wait_until(lambda: (lambda s: s if s.get("RTU-9", {}).get("state") == "down" else None)(
+        sources(db)))
     check(states is not None, "RTU: a unit id nobody answers is down")
     sv.stop()
     dev.stop = True
 
 
 def main():
-    plume = os.path.abspath(sys.argv[1])
+    plume = pt.init(sys.argv[1])
     tmp = tempfile.mkdtemp(prefix="plume-modbus-")
     atexit.register(shutil.rmtree, tmp, True)
     part_pymodbus(plume, tmp)
     part_sim(plume, tmp)
     part_rtu(plume, tmp)
-    print("1..%d" % n_checks)
-    sys.exit(1 if failed else 0)
+    pt.finish()
 
 
 if __name__ == "__main__":

@@ -17,54 +17,14 @@ import subprocess
 import sys
 import tempfile
 
-PLUME = sys.argv[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+from plumetest import check, crc16_modbus as crc_modbus, crc212 as crc_std, fields, frame  # noqa: E402
+
+PLUME = pt.init(sys.argv[1])
 ARGS = ['--facilities', '15', '--days', '1', '--seed', '5', '--minute-interval', '30',
         '--rate-gap', '0.6', '--share-2005', '0.2', '--share-modbus', '0.2',
         '--share-noack', '0.2']
-
-n = 0
-failed = 0
-
-
-def check(ok, what):
-    global n, failed
-    n += 1
-    print(('ok %d - %s' if ok else 'not ok %d - %s') % (n, what))
-    if not ok:
-        failed += 1
-    sys.stdout.flush()
-
-
-def crc_std(data):
-    r = 0xFFFF
-    for b in data:
-        r = (r >> 8) ^ b
-        for _ in range(8):
-            r = (r >> 1) ^ 0xA001 if r & 1 else r >> 1
-    return r
-
-
-def crc_modbus(data):
-    r = 0xFFFF
-    for b in data:
-        r ^= b
-        for _ in range(8):
-            r = (r >> 1) ^ 0xA001 if r & 1 else r >> 1
-    return r
-
-
-def frame(seg):
-    return b'##%04d' % len(seg) + seg + b'%04X\r\n' % crc_std(seg)
-
-
-def fields(seg):
-    head, _, cp = seg.partition(b';CP=&&')
-    f = {}
-    for kv in head.split(b';'):
-        k, _, v = kv.partition(b'=')
-        f[k.decode()] = v.decode()
-    f['CP'] = cp[:-2].decode() if cp.endswith(b'&&') else cp.decode()
-    return f
 
 
 class Platform:
@@ -255,5 +215,4 @@ async def main():
 
 
 asyncio.run(main())
-print('1..%d' % n)
-sys.exit(1 if failed else 0)
+pt.finish()

@@ -16,6 +16,9 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+
 
 def days_rows(path):
     with open(path, newline="") as f:
@@ -65,36 +68,29 @@ def main(argv):
         return 2
     d = argv[0]
     if not os.path.isdir(d):
-        print("1..0 # SKIP no data at %s" % d)
-        return 0
+        pt.skip_all("no data at %s" % d)
     files = [os.path.join(d, n) for n in sorted(os.listdir(d)) if n.endswith(".csv")]
     if tool is None:
         for p in files:
             print("\n".join(days_rows(p)))
         return 0
-    n = 0
-    failed = 0
     total = valid_days = 0
     for p in files:
         want = days_rows(p)
         got = subprocess.run([tool, p], check=False, capture_output=True, text=True)
         rows = got.stdout.splitlines()
-        n += 1
         same = got.returncode == 0 and rows == want
         total += len(want)
         valid_days += sum(1 for w in want if w.split(",")[5] == "1")
-        print("%s %d - %s: %d rows equal" % ("ok" if same else "not ok", n,
-                                             os.path.basename(p), len(want)))
+        pt.check(same, "%s: %d rows equal" % (os.path.basename(p), len(want)))
         if not same:
-            failed += 1
-            print("# exit %d, %d rows vs %d wanted" % (got.returncode, len(rows), len(want)))
+            pt.diag("exit %d, %d rows vs %d wanted" % (got.returncode, len(rows), len(want)))
             for i, (a, b) in enumerate(zip(rows, want)):
                 if a != b:
-                    print("# first difference at row %d:\n#   got  %s\n#   want %s" % (i, a, b))
+                    pt.diag("first difference at row %d:\n  got  %s\n  want %s" % (i, a, b))
                     break
-    print("# %d rows compared, %d valid series-days" % (total, valid_days))
-    print("1..%d" % n)
-    return 1 if failed else 0
+    pt.diag("%d rows compared, %d valid series-days" % (total, valid_days))
+    pt.finish()
 
 
 if __name__ == "__main__":

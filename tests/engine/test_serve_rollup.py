@@ -13,47 +13,28 @@ through the query server, and the findings arrive at a webhook receiver written 
 - an outlet silent for more than 4 h raises `silent` (fired and resolved when it resumes).
 
 usage: test_serve_rollup.py PLUME"""
-import http.server
-import json
 import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "collectors"))
-import test_hj212_server as h  # noqa: E402  (the device and server helpers)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+from plumetest import check  # noqa: E402
 
-PLUME = os.path.abspath(sys.argv[1])
-h.PLUME = PLUME
+pt.init(sys.argv[1])
 MN = "320102A0000000000000CD01"  # minutes, hours, mismatch, late data
 MN2 = "320102A0000000000000CD02"  # flat line, zeros, silence
 T0 = 1793462400  # 2026-11-01T00:00:00+08:00
-
-
-class Receiver(http.server.BaseHTTPRequestHandler):
-    got = []
-    lock = threading.Lock()
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        with Receiver.lock:
-            Receiver.got.append(json.loads(body))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *a):
-        pass
+RCV = pt.Receiver()  # the webhook receiver of every finding
 
 
 def alerts(kind, mn=None, timeout=10.0, want=1, pollutant=None):
     end = time.time() + timeout
     while True:
-        with Receiver.lock:
-            got = [a for a in Receiver.got if a.get("kind") == kind and (mn is None or a["mn"] == mn)
-                   and (pollutant is None or a["pollutant"] == pollutant)]
+        got = [a for a in RCV.bodies() if a.get("kind") == kind and (mn is None or a["mn"] == mn)
+               and (pollutant is None or a["pollutant"] == pollutant)]
         if len(got) >= want or time.time() > end:
             return got
         time.sleep(0.05)
@@ -62,21 +43,21 @@ def alerts(kind, mn=None, timeout=10.0, want=1, pollutant=None):
 def send(dev, mn, cn, t, values):
     """One upload of `values` {code: (avg, flag)} or {code: (avg, flag, zsavg)}; waits for its
     acknowledgement."""
-    q = h.qn()
+    q = pt.qn()
     cp = ";".join(f"{c}-Avg={v[0]}," + (f"{c}-ZsAvg={v[2]}," if len(v) > 2 else "") +
                   f"{c}-Flag={v[1]}" for c, v in values.items())
-    seg = (f"QN={q};ST=31;CN={cn};PW=pw0001;MN={mn};Flag=5;CP=&&DataTime={h.hour_local(t)};"
+    seg = (f"QN={q};ST=31;CN={cn};PW=pw0001;MN={mn};Flag=5;CP=&&DataTime={pt.hour_local(t)};"
            f"{cp}&&")
-    dev.send(h.frame(seg))
+    dev.send(pt.frame(seg))
     got = dev.packets(timeout=10)
-    return len(got) == 1 and h.fields(got[0]).get("QN") == q
+    return len(got) == 1 and pt.fields(got[0]).get("QN") == q
 
 
 def series(srv, key):
     """[(unix seconds, value)] of a series (or 'key:column') through TS.RANGE."""
     end = time.time() + 10
     while True:
-        rows = h.query(srv.qport, "TS.RANGE", key, "-", "+")
+        rows = pt.query(srv.qport, "TS.RANGE", key, "-", "+")
         if isinstance(rows, list) and rows or time.time() > end:
             return [(int(ts) // 1000, float(v)) for ts, v in rows] if isinstance(rows, list) else []
         time.sleep(0.05)
@@ -93,35 +74,28 @@ def wait_value(srv, key, ts, want, timeout=10.0):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="plume-rollup-")
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        run(tmp, httpd.server_address[1])
+        run(tmp)
     finally:
-        httpd.shutdown()
+        RCV.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % h.n_checks)
-    sys.exit(1 if h.failed else 0)
+    pt.finish()
 
 
-def run(tmp, rport):
-    check = h.check
-    with open(os.path.join(tmp, "facilities.csv"), "w") as f:
-        f.write("id,name,uscc,region,industry\n"
-                "F1,南京热电有限公司,913201000000000018,320102,D4411\n")
-    with open(os.path.join(tmp, "outlets.csv"), "w") as f:
-        f.write(f"facility_id,code,medium,mn,pw,o2_ref\nF1,DA001,gas,{MN},pw0001,6\n"
-                f"F1,DA002,gas,{MN2},pw0001,6\n")
-    with open(os.path.join(tmp, "limits.csv"), "w") as f:
-        f.write("facility_id,outlet,pollutant,value,unit,period,basis\n"
-                "F1,DA001,a21026,100,mg/m3,hour,zs\nF1,DA002,a21026,100,mg/m3,hour,zs\n")
-    with open(os.path.join(tmp, "subs.csv"), "w") as f:
-        f.write(f"subscriber,match_kind,match_value,url,format\n"
-                f"all,all,,http://127.0.0.1:{rport}/hook,json\n")
-    reg = ",".join(os.path.join(tmp, x) for x in ("facilities.csv", "outlets.csv", "limits.csv"))
-    srv = h.Server(os.path.join(tmp, "db"), "--registry.files", reg,
-                   "--alerts.subscriptions", os.path.join(tmp, "subs.csv"))
-    dev = h.Device(srv.port)
+def run(tmp):
+    outlet = {"facility_id": "F1", "medium": "gas", "pw": "pw0001", "o2_ref": 6}
+    limit = {"facility_id": "F1", "pollutant": "a21026", "value": 100, "unit": "mg/m3",
+             "period": "hour", "basis": "zs"}
+    reg = ",".join(pt.write_registry(
+        tmp, [{"id": "F1", "name": "南京热电有限公司", "uscc": "913201000000000018",
+               "region": "320102", "industry": "D4411"}],
+        [dict(outlet, code="DA001", mn=MN), dict(outlet, code="DA002", mn=MN2)],
+        [dict(limit, outlet="DA001"), dict(limit, outlet="DA002")]))
+    subs = pt.write_subscriptions(os.path.join(tmp, "subs.csv"),
+                                  [("all", "all", "", RCV.url(), "json")])
+    srv = pt.Serve(os.path.join(tmp, "db"), "--registry.files", reg,
+                   "--alerts.subscriptions", subs)
+    dev = pt.Device(srv.port)
 
     # Hour 0: 60 minutes of SO2 = 10 + i/10 and O2 = 11 (no ZsAvg sent: corrected here);
     # minutes 50-59 flagged C, so 50 valid minutes: mean 10 + 2.45 = 12.45.
@@ -170,7 +144,7 @@ def run(tmp, rport):
         check(abs(rows[0][1] - want) < 1e-9, "the day is the mean of its valid hours (%s, want %s)" % (rows[0][1], want))
 
     # Flat line on the second outlet: 24 identical hours while the flow is up, then a change.
-    dev2 = h.Device(srv.port)
+    dev2 = pt.Device(srv.port)
     t1 = T0 + 2 * 86400
     for k in range(26):
         v = 42.0 if k < 25 else 43.0
@@ -180,7 +154,7 @@ def run(tmp, rport):
     check([a["state"] for a in fl] == ["firing", "resolved"] and len({a["id"] for a in fl}) == 1,
           "24 identical hours fire a flat line, resolved under one id at the first change")
     if len(fl) == 2:
-        check(h.hour_local(t1) == fl[0]["start"].replace("-", "").replace("T", "").replace(":", "")[:14]
+        check(pt.hour_local(t1) == fl[0]["start"].replace("-", "").replace("T", "").replace(":", "")[:14]
               and fl[1]["end"] is not None, "it starts at the first flat hour")
         check(fl[1]["value"] == 42.0, "it carries the flat value")
 
@@ -190,8 +164,7 @@ def run(tmp, rport):
         send(dev2, MN2, 2061, t2 + k * 3600, {"a21026": (0 if k < 3 else 5.0, "N"),
                                               "a00000": (50.0, "N"), "a19001": (8.0 + k % 3 / 10, "N")})
     zs = alerts("zeros", MN2, want=2)
-    with Receiver.lock:
-        o2flat = [a for a in Receiver.got if a["kind"] == "flatline" and a["pollutant"] == "a19001"]
+    o2flat = [a for a in RCV.bodies() if a["kind"] == "flatline" and a["pollutant"] == "a19001"]
     check(not o2flat, "an O2 that moves is no flat line")
     check([a["state"] for a in zs] == ["firing", "resolved"], "three zero hours while running fire and resolve")
 
@@ -203,8 +176,7 @@ def run(tmp, rport):
     if len(si) == 2:
         check(si[0]["start"] == "2026-11-04T06:00:00+08:00" and si[1]["end"] == "2026-11-04T12:00:00+08:00",
               "from the end of the last data to the resumed hour (%s - %s)" % (si[0]["start"], si[1]["end"]))
-    with Receiver.lock:
-        unexpected = [a for a in Receiver.got if a["kind"] == "exceedance"]
+    unexpected = [a for a in RCV.bodies() if a["kind"] == "exceedance"]
     check(not unexpected, "no exceedance was raised")
     dev.close()
     dev2.close()

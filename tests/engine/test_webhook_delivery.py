@@ -11,100 +11,16 @@ refusing receiver does not delay a healthy one. Output is TAP.
 Usage: test_webhook_delivery.py --tool path/to/alert_send
 """
 import argparse
-import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
-TESTS = 0
-FAILED = 0
-
-
-def check(cond, what):
-    global TESTS, FAILED
-    TESTS += 1
-    if cond:
-        print(f"ok {TESTS} - {what}")
-    else:
-        FAILED += 1
-        print(f"not ok {TESTS} - {what}")
-    sys.stdout.flush()
-
-
-class Receiver:
-    """An HTTP server in a thread that records requests and answers per its mode."""
-
-    def __init__(self, mode="ok", port=0, start=True):
-        self.mode = mode
-        self.requests = []  # (arrival wall time, path, headers dict, body bytes)
-        self.lock = threading.Lock()
-        self.count = 0
-        self.port = port
-        self.server = None
-        if start:
-            self.start()
-
-    def start(self):
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length)
-                with receiver.lock:
-                    receiver.count += 1
-                    n = receiver.count
-                    receiver.requests.append((time.time(), self.path, dict(self.headers), body))
-                if receiver.mode == "hang":
-                    time.sleep(3)
-                    return
-                status = 200
-                if receiver.mode == "flaky" and n % 2 == 1:
-                    status = 500
-                reply = b'{"errcode":0,"errmsg":"ok"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.server = Server(("127.0.0.1", self.port), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-
-    def url(self, path="/hook"):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def keys(self):
-        with self.lock:
-            return [r[2].get("Idempotency-Key") for r in self.requests]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+from plumetest import Receiver, check, free_port  # noqa: E402
 
 
 def run(tool, csv_text, n, timeout_ms=8000):
@@ -231,9 +147,8 @@ def main():
     test_flaky(args.tool)
     test_down_then_up(args.tool)
     test_isolation(args.tool)
-    print(f"1..{TESTS}")
-    return 1 if FAILED else 0
+    pt.finish()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -20,97 +20,29 @@ Usage: test_cems.py PLUME REGISTRY_JSON [REDIS_CLI]
 import os
 import json
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-PLUME, REGISTRY = os.path.abspath(sys.argv[1]), sys.argv[2]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+from plumetest import check, skip  # noqa: E402
+
+PLUME, REGISTRY = pt.init(sys.argv[1]), sys.argv[2]
 REDIS_CLI = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] else None
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "collectors"))
-import test_hj212_server as hj  # noqa: E402  (HJ 212 framing and the device helper)
 
 T0 = 1699920000 * 1000
 H = 3600 * 1000
 KEY = "010000A89000:a21026:hour"
 TOKEN = "s3cret-token"
-
-n_checks = n_failed = 0
-
-
-def check(cond, name, detail=None):
-    global n_checks, n_failed
-    n_checks += 1
-    print(("ok" if cond else "not ok") + f" {n_checks} - {name}")
-    if not cond:
-        n_failed += 1
-        if detail is not None:
-            print(f"#   {detail!r}")
-    sys.stdout.flush()
+Err = pt.RespError
 
 
-class Err(str):
-    pass
-
-
-class Conn:
-    def __init__(self, port, proto=2):
-        self.s = socket.create_connection(("127.0.0.1", port))
-        self.s.settimeout(10)
-        self.buf = b""
-        if proto == 3:
-            self.cmd("HELLO", "3", "AUTH", "default", TOKEN)
-        else:
-            assert self.cmd("AUTH", TOKEN) == "OK"
-
-    def cmd(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.s.sendall(out)
-        return self.reply()
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.s.recv(1 << 16)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def reply(self):
-        line = self.line()
-        t, rest = line[:1], line[1:]
-        if t == b"+":
-            return rest.decode()
-        if t == b"-":
-            return Err(rest.decode())
-        if t == b":":
-            return int(rest)
-        if t == b",":
-            return float(rest)
-        if t == b"_":
-            return None
-        if t == b"#":
-            return rest == b"t"
-        if t in (b"$", b"="):
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self.buf += self.s.recv(1 << 16)
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data.decode()
-        if t in (b"*", b"~", b">"):
-            n = int(rest)
-            return None if n < 0 else [self.reply() for _ in range(n)]
-        if t == b"%":
-            return {self.reply(): self.reply() for _ in range(int(rest))}
-        raise ValueError(line)
+def Conn(port, proto=2):
+    """A RESP connection with the query token: AUTH in RESP2, HELLO 3 AUTH in RESP3."""
+    return pt.Resp(port, proto=proto, token=TOKEN)
 
 
 def pairs(flat):
@@ -142,42 +74,10 @@ def seed(tmp):
     return db
 
 
-class Serve:
-    """`plume serve` on 127.0.0.1 with port 0 for queries and HJ 212; ports from its log."""
-
-    def __init__(self, db, sock):
-        self.p = subprocess.Popen([PLUME, "serve", "--db", db, "--hj212.listen", "127.0.0.1:0",
-                                   "--query.listen", "127.0.0.1:0", "--query.unix", sock,
-                                   "--query.token", TOKEN], stderr=subprocess.PIPE, text=True)
-        self.port = self.hj212 = None
-        self.log = []
-        end = time.time() + 30
-        while time.time() < end:
-            line = self.p.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            m = re.search(r'msg="query listening".* port=(\d+)', line)
-            if m:
-                self.port = int(m.group(1))
-            m = re.search(r'msg="hj212 listening".* port=(\d+)', line)
-            if m:
-                self.hj212 = int(m.group(1))
-            if "msg=ready" in line:
-                break
-        threading.Thread(target=self.drain, daemon=True).start()
-
-    def drain(self):
-        for line in self.p.stderr:
-            self.log.append(line)
-
-    def stop(self):
-        self.p.terminate()
-        try:
-            return self.p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return -9
+def serve(db, sock):
+    """`plume serve` on 127.0.0.1 with port 0 for queries and HJ 212, a Unix socket and a
+    query token."""
+    return pt.Serve(db, "--query.unix", sock, "--query.token", TOKEN)
 
 
 def main():
@@ -185,29 +85,22 @@ def main():
     srv = None
     try:
         db = seed(tmp)
-        srv = Serve(db, os.path.join(tmp, "q.sock"))
-        check(srv.port and srv.hj212, "plume serve listens (query and HJ 212)", "".join(srv.log))
-        c2, c3 = Conn(srv.port), Conn(srv.port, 3)
-        run(srv.port, c2, c3)
+        srv = serve(db, os.path.join(tmp, "q.sock"))
+        check(srv.qport and srv.port, "plume serve listens (query and HJ 212)", srv.text())
+        c2, c3 = Conn(srv.qport), Conn(srv.qport, 3)
+        run(srv.qport, c2, c3)
         chart(db)
         if REDIS_CLI:
-            redis_cli_all(srv.port, os.path.join(tmp, "q.sock"))
+            redis_cli_all(srv.qport, os.path.join(tmp, "q.sock"))
         else:
             skip("redis-cli drives every command", "redis-cli not installed")
         live(srv, c2, c3)
     finally:
         if srv:
             rc = srv.stop()
-            check(rc == 0, "the server exits cleanly", "".join(srv.log[-20:]))
+            check(rc == 0, "the server exits cleanly", "".join(srv.lines[-20:]))
         subprocess.run(["rm", "-rf", tmp])
-    print(f"1..{n_checks}")
-    sys.exit(1 if n_failed else 0)
-
-
-def skip(name, why):
-    global n_checks
-    n_checks += 1
-    print(f"ok {n_checks} - {name} # SKIP {why}")
+    pt.finish()
 
 
 def chart(store):
@@ -420,11 +313,8 @@ def run(port, c2, c3):
 
 def cli(port, *args, proto=2, stdin=None, sock=None):
     """redis-cli with the token; its output (one value per line, as when piped)."""
-    where = ["-s", sock] if sock else ["-p", str(port)]
-    r = subprocess.run([REDIS_CLI, *where, "-a", TOKEN, "--no-auth-warning",
-                        *(["-3"] if proto == 3 else []), *map(str, args)],
-                       input=stdin, capture_output=True, text=True, timeout=30)
-    return r.stdout
+    return pt.redis_cli(port, *args, proto=proto, token=TOKEN, sock=sock, stdin=stdin,
+                        exe=REDIS_CLI)
 
 
 def redis_cli_all(port, sock):
@@ -526,7 +416,7 @@ def info_field(conn, name):
 def live(srv, c2, c3):
     """New data through the real ingest: a device's hour over the limit. Subscribers get the
     alert; the chart the cache holds for that series is computed afresh."""
-    port = srv.port
+    port = srv.qport
     chart_args = ("CEMS.CHART", KEY, "-", "+", 1000)
     first = c2.cmd(*chart_args)
     hits = info_field(c2, "reply_cache_hits")
@@ -562,11 +452,11 @@ def live(srv, c2, c3):
 
     # The device: the registry's outlet 010000A89000 (limit 35 now), an hour at 80.
     hour = int(time.time()) // 3600 * 3600 - 3600
-    dev = hj.Device(srv.hj212)
-    q, pkt = hj.upload("010000A89000", hour, 80, pw="123456")
+    dev = pt.Device(srv.port)
+    q, pkt = pt.upload("010000A89000", hour, 80, pw="123456")
     dev.send(pkt)
     acks = dev.packets(timeout=20)
-    check(len(acks) == 1 and hj.fields(acks[0]).get("QN") == q, "the device's hour is "
+    check(len(acks) == 1 and pt.fields(acks[0]).get("QN") == q, "the device's hour is "
           "acknowledged", acks)
     dev.close()
     s2.s.settimeout(30)
@@ -614,11 +504,9 @@ def live(srv, c2, c3):
     # A registry reload (SIGHUP) may change limits: charts are computed afresh after it.
     c2.cmd(*chart_args)
     hits, misses = info_field(c2, "reply_cache_hits"), info_field(c2, "reply_cache_misses")
-    loaded = sum("registry loaded" in line for line in srv.log)
+    loaded = srv.count("registry loaded")
     srv.p.send_signal(1)  # SIGHUP
-    end = time.time() + 30
-    while time.time() < end and sum("registry loaded" in line for line in srv.log) == loaded:
-        time.sleep(0.05)
+    srv.wait_log("registry loaded", loaded + 1)
     again = pairs(c2.cmd(*chart_args))
     check(again == after and info_field(c2, "reply_cache_hits") == hits and
           info_field(c2, "reply_cache_misses") == misses + 1,

@@ -13,30 +13,12 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+from plumetest import check, skip  # noqa: E402
+
 SERVER = sys.argv[1]
 REDIS_CLI = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
-
-n_checks = 0
-n_failed = 0
-
-
-def check(cond, name, detail=None):
-    global n_checks, n_failed
-    n_checks += 1
-    if cond:
-        print(f"ok {n_checks} - {name}")
-    else:
-        n_failed += 1
-        print(f"not ok {n_checks} - {name}")
-        if detail is not None:
-            print(f"#   {detail!r}")
-    sys.stdout.flush()
-
-
-def skip(name, why):
-    global n_checks
-    n_checks += 1
-    print(f"ok {n_checks} - {name} # SKIP {why}")
 
 
 class Server:
@@ -64,89 +46,13 @@ class Server:
             return -1
 
 
-class Conn:
-    """A RESP connection with a small reply reader."""
-
-    def __init__(self, port=None, unix=None):
-        if unix:
-            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.s.connect(unix)
-        else:
-            self.s = socket.create_connection(("127.0.0.1", port))
-        self.s.settimeout(10)
-        self.buf = b""
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def cmd(self, *args):
-        self.send(encode(*args))
-        return self.reply()
-
-    def _fill(self):
-        chunk = self.s.recv(1 << 16)
-        if not chunk:
-            raise EOFError
-        self.buf += chunk
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _bytes(self, n):
-        while len(self.buf) < n + 2:
-            self._fill()
-        data, self.buf = self.buf[:n], self.buf[n + 2:]
-        return data
-
-    def reply(self):
-        line = self._line()
-        t, rest = line[:1], line[1:]
-        if t == b"+":
-            return rest.decode()
-        if t == b"-":
-            return Error(rest.decode())
-        if t == b":":
-            return int(rest)
-        if t == b",":
-            return float(rest)
-        if t == b"#":
-            return rest == b"t"
-        if t == b"_":
-            return None
-        if t in (b"$", b"="):
-            n = int(rest)
-            return None if n < 0 else self._bytes(n)
-        if t in (b"*", b"~", b">"):
-            n = int(rest)
-            return None if n < 0 else [self.reply() for _ in range(n)]
-        if t == b"%":
-            return {self.reply(): self.reply() for _ in range(int(rest))}
-        raise ValueError(f"bad reply line {line!r}")
-
-    def closed(self):
-        """True when the server closed the connection (after any buffered replies)."""
-        try:
-            return self.s.recv(1) == b""
-        except (ConnectionResetError, socket.timeout):
-            return False
-
-    def close(self):
-        self.s.close()
+def Conn(port=None, unix=None):
+    """A RESP connection whose bulk strings come back as bytes."""
+    return pt.Resp(port, unix=unix, raw=True)
 
 
-class Error(str):
-    pass
-
-
-def encode(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
+Error = pt.RespError
+encode = pt.resp_encode
 
 
 def info_field(conn, name):
@@ -502,9 +408,8 @@ def main():
     test_limits()
     test_unix()
     test_series()
-    print(f"1..{n_checks}")
-    return 1 if n_failed else 0
+    pt.finish()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -11,6 +11,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+
 
 def main():
     exe = sys.argv[1]
@@ -18,8 +21,6 @@ def main():
     rng = random.Random(int(os.environ.get("KILL9_SEED", str(os.getpid()))))
     d = tempfile.mkdtemp(prefix="plume-kill9-")
     acks = []
-    print("1..%d" % (rounds + 1))
-    failed = 0
     try:
         for n in range(1, rounds + 1):
             p = subprocess.Popen([exe, "write", d], stdout=subprocess.PIPE)
@@ -31,20 +32,14 @@ def main():
             acks.extend(got)
             v = subprocess.run([exe, "verify", d], input="\n".join(acks).encode(),
                                stdout=subprocess.PIPE)
-            ok = v.returncode == 0
-            failed += not ok
-            print("%s %d - kill %d: %d acknowledged lines so far" %
-                  ("ok" if ok else "not ok", n, n, len(acks)))
-            for l in v.stdout.decode().splitlines():
-                print("# " + l)
-            sys.stdout.flush()
-        ok = len(acks) > rounds * 4
-        failed += not ok
-        print("%s %d - the writer acknowledged batches" % ("ok" if ok else "not ok", rounds + 1))
+            pt.check(v.returncode == 0, "kill %d: %d acknowledged lines so far" % (n, len(acks)))
+            if v.stdout:
+                pt.diag(v.stdout.decode())
+        pt.check(len(acks) > rounds * 4, "the writer acknowledged batches")
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    return 1 if failed else 0
+    pt.finish()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -26,28 +26,13 @@ import subprocess
 import sys
 import tempfile
 
-PLUME = os.path.abspath(sys.argv[1])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+from plumetest import check, plume  # noqa: E402
+
+PLUME = pt.init(sys.argv[1])
 DATA = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else ""
 TZ = datetime.timezone(datetime.timedelta(hours=8))
-n_checks = 0
-n_failed = 0
-
-
-def check(ok, what, detail=""):
-    global n_checks, n_failed
-    n_checks += 1
-    print(("ok %d - %s" if ok else "not ok %d - %s") % (n_checks, what))
-    if not ok:
-        n_failed += 1
-        for line in str(detail).splitlines()[:20]:
-            print("#   " + line)
-    sys.stdout.flush()
-    return ok
-
-
-def plume(*args, stdin=None, binary=False):
-    return subprocess.run([PLUME, *args], input=stdin, capture_output=True,
-                          text=not binary, timeout=600)
 
 
 COLS = {"PM2.5": "a34004", "PM10": "a34002", "SO2": "a21026", "NO2": "a21004", "CO": "a21005",
@@ -127,10 +112,8 @@ def compare_daily(rows, expected, what):
 
 
 def test_beijing(tmp):
-    global n_checks
     if not DATA or not os.path.isdir(DATA):
-        n_checks += 1
-        print("ok %d - # SKIP Beijing data not found at %r" % (n_checks, DATA))
+        pt.skip("Beijing daily export", "Beijing data not found at %r" % DATA)
         return
     expected = beijing(tmp)
     db = os.path.join(tmp, "bj.db")
@@ -348,8 +331,7 @@ def main():
         test_beijing(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n_checks)
-    sys.exit(1 if n_failed else 0)
+    pt.finish()
 
 
 main()

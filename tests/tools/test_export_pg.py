@@ -28,31 +28,13 @@ import sys
 import tempfile
 import time
 
-PLUME = os.path.abspath(sys.argv[1])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+from plumetest import check, plume  # noqa: E402
+
+PLUME = pt.init(sys.argv[1])
 TZ = datetime.timezone(datetime.timedelta(hours=8))
-n_checks = 0
-n_failed = 0
-
-
-def check(ok, what, detail=""):
-    global n_checks, n_failed
-    n_checks += 1
-    print(("ok %d - %s" if ok else "not ok %d - %s") % (n_checks, what))
-    if not ok:
-        n_failed += 1
-        for line in str(detail).splitlines()[:20]:
-            print("#   " + line)
-    sys.stdout.flush()
-    return ok
-
-
-def skip_all(why):
-    print("1..0 # SKIP %s" % why)
-    sys.exit(0)
-
-
-def plume(*args, timeout=600):
-    return subprocess.run([PLUME, *args], capture_output=True, text=True, timeout=timeout)
+skip_all = pt.skip_all
 
 
 class Cluster:
@@ -126,22 +108,14 @@ def make_store(tmp, nseries, hours, t0, seed):
 
 
 def write_registry(tmp, nseries):
-    fac = os.path.join(tmp, "facilities.csv")
-    out = os.path.join(tmp, "outlets.csv")
-    lim = os.path.join(tmp, "limits.csv")
-    with open(fac, "w") as f:
-        f.write("id,name,region,industry\n")
-        for s in range(nseries):
-            f.write('F%05d,"Plant %d, ""unit""",%s,D4411\n' % (s, s, "350100"))
-    with open(out, "w") as f:
-        f.write("facility_id,code,medium,mn\n")
-        for s in range(nseries):
-            f.write("F%05d,DA001,gas,MN%05d\n" % (s, s))
-    with open(lim, "w") as f:
-        f.write("facility_id,outlet,pollutant,value,unit,period,basis\n")
-        for s in range(nseries):
-            f.write("F%05d,DA001,a21026,50,mg/m3,hour,measured\n" % s)
-    return [fac, out, lim]
+    """One facility, outlet and SO2 limit per series (names that need quoting)."""
+    return pt.write_registry(
+        tmp, [{"id": "F%05d" % s, "name": 'Plant %d, "unit"' % s, "region": "350100",
+               "industry": "D4411"} for s in range(nseries)],
+        [{"facility_id": "F%05d" % s, "code": "DA001", "medium": "gas", "mn": "MN%05d" % s}
+         for s in range(nseries)],
+        [{"facility_id": "F%05d" % s, "outlet": "DA001", "pollutant": "a21026", "value": 50,
+          "unit": "mg/m3", "period": "hour", "basis": "measured"} for s in range(nseries)])
 
 
 def main():
@@ -153,8 +127,7 @@ def main():
     finally:
         cl.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n_checks)
-    sys.exit(1 if n_failed else 0)
+    pt.finish()
 
 
 def run_tests(tmp, cl):

@@ -19,26 +19,11 @@ import sys
 import tempfile
 import time
 
-PLUME = os.path.abspath(sys.argv[1])
-n_checks = 0
-n_failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+from plumetest import check, plume  # noqa: E402
 
-
-def check(ok, what, detail=""):
-    global n_checks, n_failed
-    n_checks += 1
-    print(("ok %d - %s" if ok else "not ok %d - %s") % (n_checks, what))
-    if not ok:
-        n_failed += 1
-        for line in str(detail).splitlines()[:20]:
-            print("#   " + line)
-    sys.stdout.flush()
-    return ok
-
-
-def plume(*args, stdin=None):
-    return subprocess.run([PLUME, *args], input=stdin, capture_output=True, text=True,
-                          timeout=600)
+PLUME = pt.init(sys.argv[1])
 
 
 def fmt_value(rng):
@@ -279,9 +264,8 @@ def main():
         test_kill_9(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("1..%d" % n_checks)
-    return 1 if n_failed else 0
+    pt.finish()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -3,20 +3,14 @@
 and skipped, the registry kept in the store. usage: test_registry_cli.py PLUME"""
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
-plume = sys.argv[1]
-n = failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
+from plumetest import check, plume  # noqa: E402
 
-
-def check(cond, what):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n, what))
-    failed += not cond
-
+pt.init(sys.argv[1])
 
 with tempfile.TemporaryDirectory() as d:
     files = {
@@ -28,25 +22,21 @@ with tempfile.TemporaryDirectory() as d:
                       "F1,DA001,a21026,35,mg/m3,hour,zs\n",
     }
     for name, text in files.items():
-        with open(os.path.join(d, name), "w") as f:
-            f.write(text)
+        pt.write_text(os.path.join(d, name), text)
     db = os.path.join(d, "db")
     args = [os.path.join(d, x) for x in ("limits.csv", "outlets.csv", "facilities.csv")]
-    r = subprocess.run([plume, "registry", "import", "--db", db, *args], capture_output=True, text=True)
+    r = plume("registry", "import", "--db", db, *args)
     check(r.returncode == 0, "import succeeds with a bad record among good ones")
     out = json.loads(r.stdout or "{}")
     check(out == {"facilities": 1, "outlets": 1, "limits": 1, "rejected": 2},
           "counts: the bad facility and its outlet are refused: %s" % out)
     check("facilities.csv: line 3: uscc: wrong check character" in r.stderr,
           "the bad record is named with file and line")
-    r = subprocess.run([plume, "registry", "show", "--db", db], capture_output=True, text=True)
+    r = plume("registry", "show", "--db", db)
     check(json.loads(r.stdout or "{}") == {"facilities": 1, "outlets": 1, "limits": 1},
           "show reads the registry back from the store")
-    r = subprocess.run([plume, "registry", "show", "--db", db, "--mn", "MN0001"],
-                       capture_output=True, text=True)
+    r = plume("registry", "show", "--db", db, "--mn", "MN0001")
     check("limit a21026 35 mg/m3 hour zs" in r.stdout, "show --mn lists the outlet's limits")
-    r = subprocess.run([plume, "registry", "show", "--db", db, "--mn", "NOPE"],
-                       capture_output=True, text=True)
+    r = plume("registry", "show", "--db", db, "--mn", "NOPE")
     check(r.returncode == 1 and "no outlet has MN NOPE" in r.stderr, "an unknown MN is an error")
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+pt.finish()

@@ -16,10 +16,10 @@ import time
 import urllib.error
 import urllib.request
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "collectors"))
-import test_hj212_server as h  # noqa: E402  (the device and server helpers)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
 
-h.PLUME = os.path.abspath(sys.argv[1])
+pt.init(sys.argv[1])
 MN = "88888880000001"
 
 
@@ -66,90 +66,84 @@ def raw_http(port, data):
 
 def run(tmp):
     db = os.path.join(tmp, "db")
-    srv = h.Server(db, "--open", "--metrics.listen", "127.0.0.1:0")
-    srv.log.flush()
-    log = open(db + ".log").read()
-    m = re.search(r'msg="metrics listening".* port=(\d+)', log)
-    h.check(m is not None, "the daemon says where its metrics page listens")
-    if not m:
+    srv = pt.Serve(db, "--open", "--metrics.listen", "127.0.0.1:0")
+    mport = srv.mport
+    pt.check(mport is not None, "the daemon says where its metrics page listens")
+    if not mport:
         srv.stop()
         return
-    mport = int(m.group(1))
 
     ctype, text = scrape(mport)
-    h.check(ctype.startswith("text/plain; version=0.0.4"), "Prometheus text by default")
+    pt.check(ctype.startswith("text/plain; version=0.0.4"), "Prometheus text by default")
     s = samples(text)
-    h.check(s.get('plume_hj212_packet_results_total{result="accepted"}') == 0,
+    pt.check(s.get('plume_hj212_packet_results_total{result="accepted"}') == 0,
             "no packets accepted before any device spoke")
 
-    dev = h.Device(srv.port)
+    dev = pt.Device(srv.port)
     now = int(time.time()) // 3600 * 3600 - 3600
     for i in range(3):
-        _, pkt = h.upload(MN, now - i * 3600, 10 + i)
+        _, pkt = pt.upload(MN, now - i * 3600, 10 + i)
         dev.send(pkt)
     acks = dev.packets(timeout=10, want=3)
-    h.check(len(acks) == 3, "three uploads acknowledged")
-    bad = bytearray(h.upload(MN, now, 5)[1])
+    pt.check(len(acks) == 3, "three uploads acknowledged")
+    bad = bytearray(pt.upload(MN, now, 5)[1])
     bad[-4] = ord("0") if bad[-4] != ord("0") else ord("1")  # spoil the CRC
     dev.send(bytes(bad))
-    h.check(wait_sample(mport, 'plume_hj212_packet_results_total{result="crc_bad"}', 1),
+    pt.check(wait_sample(mport, 'plume_hj212_packet_results_total{result="crc_bad"}', 1),
             "a packet with a bad CRC is counted as crc_bad")
     s = samples(scrape(mport)[1])
-    h.check(s.get('plume_hj212_packet_results_total{result="accepted"}') == 3,
+    pt.check(s.get('plume_hj212_packet_results_total{result="accepted"}') == 3,
             "the three uploads are counted as accepted")
-    h.check(s.get("plume_hj212_acks_total") == 3, "three acknowledgements counted")
-    h.check(s.get('plume_hj212_connections{kind="direct"}') == 1, "one direct device connected")
-    h.check(s.get('plume_ingest_uploads_total{result="committed"}') == 3,
+    pt.check(s.get("plume_hj212_acks_total") == 3, "three acknowledgements counted")
+    pt.check(s.get('plume_hj212_connections{kind="direct"}') == 1, "one direct device connected")
+    pt.check(s.get('plume_ingest_uploads_total{result="committed"}') == 3,
             "three uploads committed")
-    h.check(s.get("plume_ingest_points_total", 0) >= 6, "their points counted")
-    h.check(s.get("plume_storage_series", 0) >= 2, "the store's series shown")
-    h.check(s.get("plume_storage_commits_total", 0) >= 1 and
+    pt.check(s.get("plume_ingest_points_total", 0) >= 6, "their points counted")
+    pt.check(s.get("plume_storage_series", 0) >= 2, "the store's series shown")
+    pt.check(s.get("plume_storage_commits_total", 0) >= 1 and
             s.get("plume_storage_commit_seconds_total", -1) >= 0, "commits and their time shown")
-    h.check(0 < s.get("plume_storage_map_used_bytes", 0) <= s.get("plume_storage_map_size_bytes", 0),
+    pt.check(0 < s.get("plume_storage_map_used_bytes", 0) <= s.get("plume_storage_map_size_bytes", 0),
             "LMDB map use within the map size")
-    h.check(s.get("process_resident_memory_bytes", 0) > 1e6, "the process' memory shown")
+    pt.check(s.get("process_resident_memory_bytes", 0) > 1e6, "the process' memory shown")
 
     promtool = shutil.which("promtool")
-    h.check(promtool is not None, "promtool is installed (tools/deps)")
+    pt.check(promtool is not None, "promtool is installed (tools/deps)")
     if promtool:
         r = subprocess.run([promtool, "check", "metrics"], input=scrape(mport)[1].encode(),
                            capture_output=True)
-        h.check(r.returncode == 0, "promtool check metrics accepts the page: %s" %
+        pt.check(r.returncode == 0, "promtool check metrics accepts the page: %s" %
                 (r.stdout + r.stderr).decode().strip().replace("\n", "; ")[:300])
 
     ctype, om = scrape(mport, "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
-    h.check(ctype.startswith("application/openmetrics-text; version=1.0.0"),
+    pt.check(ctype.startswith("application/openmetrics-text; version=1.0.0"),
             "OpenMetrics when the scraper asks for it")
-    h.check(om.endswith("# EOF\n"), "the OpenMetrics page ends with # EOF")
-    h.check("# TYPE plume_hj212_acks counter" in om and "\nplume_hj212_acks_total 3\n" in om,
+    pt.check(om.endswith("# EOF\n"), "the OpenMetrics page ends with # EOF")
+    pt.check("# TYPE plume_hj212_acks counter" in om and "\nplume_hj212_acks_total 3\n" in om,
             "OpenMetrics counter families are named without _total, their samples with it")
 
-    info = subprocess.run(["redis-cli", "-p", str(srv.qport), "INFO", "metrics"],
-                          capture_output=True, text=True).stdout
-    h.check("# Metrics" in info and "plume_hj212_acks_total:3" in info,
+    info = pt.redis_cli(srv.qport, "INFO", "metrics")
+    pt.check("# Metrics" in info and "plume_hj212_acks_total:3" in info,
             "INFO metrics through redis-cli shows the same counters")
-    h.check(re.search(r"plume_hj212_packet_results_total:accepted=3,crc_bad=1,", info) is not None,
+    pt.check(re.search(r"plume_hj212_packet_results_total:accepted=3,crc_bad=1,", info) is not None,
             "a labelled family is one INFO line of label=value pairs")
 
     r404 = raw_http(mport, b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
-    h.check(r404.startswith("HTTP/1.1 404"), "another path: 404")
+    pt.check(r404.startswith("HTTP/1.1 404"), "another path: 404")
     r405 = raw_http(mport, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
-    h.check(r405.startswith("HTTP/1.1 405"), "another method: 405")
+    pt.check(r405.startswith("HTTP/1.1 405"), "another method: 405")
     r431 = raw_http(mport, b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
-    h.check(r431.startswith("HTTP/1.1 431"), "a request head too large: 431")
+    pt.check(r431.startswith("HTTP/1.1 431"), "a request head too large: 431")
     rhead = raw_http(mport, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-    h.check(rhead.startswith("HTTP/1.1 200") and rhead.endswith("\r\n\r\n"),
+    pt.check(rhead.startswith("HTTP/1.1 200") and rhead.endswith("\r\n\r\n"),
             "HEAD: the head without the body")
 
     # A second daemon whose metrics address is taken still collects data.
     db2 = os.path.join(tmp, "db2")
-    srv2 = h.Server(db2, "--open", "--metrics.listen", "127.0.0.1:%d" % mport)
-    srv2.log.flush()
-    log2 = open(db2 + ".log").read()
-    h.check("metrics page not started" in log2, "a taken metrics address is logged")
-    dev2 = h.Device(srv2.port)
-    dev2.send(h.upload(MN, now, 7)[1])
-    h.check(len(dev2.packets(timeout=10)) == 1, "and that daemon still acknowledges uploads")
+    srv2 = pt.Serve(db2, "--open", "--metrics.listen", "127.0.0.1:%d" % mport)
+    pt.check("metrics page not started" in srv2.text(), "a taken metrics address is logged")
+    dev2 = pt.Device(srv2.port)
+    dev2.send(pt.upload(MN, now, 7)[1])
+    pt.check(len(dev2.packets(timeout=10)) == 1, "and that daemon still acknowledges uploads")
     dev2.close()
     srv2.stop()
     dev.close()
@@ -162,8 +156,7 @@ def main():
         run(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % h.n_checks)
-    sys.exit(1 if h.failed else 0)
+    pt.finish()
 
 
 if __name__ == "__main__":
