@@ -79,7 +79,7 @@ static int push_run(query_run **runs, size_t *n, size_t *cap, query_run r)
     return 0;
 }
 
-/* Folds one point into the M4 buckets of width w from a->start (buckets in time order). */
+/* The M4 buckets of width w from `from` (buckets in time order). */
 typedef struct m4acc {
     storage_bucket *b;
     size_t n, max;
@@ -87,69 +87,140 @@ typedef struct m4acc {
     int64_t end;          /* last second of the current bucket (points come in time order) */
 } m4acc;
 
-static void m4_add(m4acc *a, int64_t ts, double v)
+/* Folds a block of points into the M4 buckets: one bucket start computed per bucket, and
+ * per point one comparison of its time and two of its value. */
+static void m4_block(m4acc *a, const int64_t *ts, const double *v, size_t n)
 {
-    storage_bucket *b = a->n ? &a->b[a->n - 1] : NULL;
-    if (!b || ts > a->end) {
-        int64_t s = a->from + (ts - a->from) / a->w * a->w;
-        a->end = s > INT64_MAX - a->w ? INT64_MAX : s + a->w - 1;
-        if (a->n == a->max)
-            return; /* cannot happen: max covers [from, to] */
-        b = &a->b[a->n++];
-        *b = (storage_bucket){.start = s, .count = 1, .min = v, .max = v, .first = v,
-                              .last = v, .min_ts = ts, .max_ts = ts, .first_ts = ts,
-                              .last_ts = ts};
-        return;
+    for (size_t i = 0; i < n;) {
+        if (!a->n || ts[i] > a->end) {
+            int64_t s = a->from + (ts[i] - a->from) / a->w * a->w;
+            a->end = s > INT64_MAX - a->w ? INT64_MAX : s + a->w - 1;
+            if (a->n == a->max) { /* cannot happen: max covers [from, to] */
+                i++;
+                continue;
+            }
+            a->b[a->n++] = (storage_bucket){.start = s, .count = 1, .min = v[i], .max = v[i],
+                                            .first = v[i], .last = v[i], .min_ts = ts[i],
+                                            .max_ts = ts[i], .first_ts = ts[i],
+                                            .last_ts = ts[i]};
+            i++;
+        }
+        storage_bucket *b = &a->b[a->n - 1];
+        double mn = b->min, mx = b->max;
+        int64_t mnt = b->min_ts, mxt = b->max_ts, end = a->end;
+        size_t j = i;
+        /* Selects rather than branches: which way a noisy reading goes is unpredictable. */
+        for (; j < n && ts[j] <= end; j++) {
+            bool lo = v[j] < mn, hi = v[j] > mx;
+            mn = lo ? v[j] : mn;
+            mnt = lo ? ts[j] : mnt;
+            mx = hi ? v[j] : mx;
+            mxt = hi ? ts[j] : mxt;
+        }
+        if (j > i) {
+            b->count += j - i;
+            b->min = mn;
+            b->min_ts = mnt;
+            b->max = mx;
+            b->max_ts = mxt;
+            b->last = v[j - 1];
+            b->last_ts = ts[j - 1];
+        }
+        i = j;
     }
-    /* Selects rather than branches: which way a noisy reading goes is unpredictable. */
-    bool lo = v < b->min, hi = v > b->max;
-    b->count++;
-    b->min = lo ? v : b->min;
-    b->min_ts = lo ? ts : b->min_ts;
-    b->max = hi ? v : b->max;
-    b->max_ts = hi ? ts : b->max_ts;
-    b->last = v;
-    b->last_ts = ts;
+}
+
+/* The limit in force at t (as query_limit_at) and the first time after t at which it may
+ * change (*until): it holds over [t, *until). */
+static double limit_span(const query_limits *l, int64_t t, int64_t *until)
+{
+    double v = NAN;
+    bool found = false;
+    int64_t u = INT64_MAX;
+    for (size_t i = 0; i < l->n; i++) {
+        const query_limit_seg *s = &l->seg[i];
+        if (!found && t >= s->from && t < s->to) {
+            v = s->value;
+            found = true;
+        }
+        if (s->from > t && s->from < u)
+            u = s->from;
+        if (s->to > t && s->to < u)
+            u = s->to;
+    }
+    *until = u;
+    return v;
+}
+
+/* What one scan gathers, with the state of the runs open at the end of the last block. */
+typedef struct scanner {
+    query_chart_data *d;
+    const query_limits *lim;  /* NULL: no exceedances */
+    bool inv;                 /* gather invalid-flag runs */
+    m4acc *m4;                /* NULL: no buckets */
+    size_t *ecap, *icap;
+    bool eopen, iopen;
+    double cur;               /* the limit over [cur_from, cur_until) */
+    int64_t cur_from, cur_until;
+} scanner;
+
+static int scan_block(void *arg, const int64_t *ts, const double *v, const uint8_t *fl,
+                      size_t n)
+{
+    scanner *s = arg;
+    query_chart_data *d = s->d;
+    if (s->m4)
+        m4_block(s->m4, ts, v, n);
+    for (size_t i = 0; s->inv && i < n; i++) {
+        if (query_flag_valid(fl[i])) {
+            s->iopen = false;
+        } else if (s->iopen) {
+            d->invalid[d->ninvalid - 1].end = ts[i];
+        } else {
+            int rc = push_run(&d->invalid, &d->ninvalid, s->icap,
+                              (query_run){ts[i], ts[i], NAN});
+            if (rc)
+                return rc;
+            s->iopen = true;
+        }
+    }
+    for (size_t i = 0; s->lim && i < n;) {
+        if (ts[i] < s->cur_from || ts[i] >= s->cur_until) {
+            s->cur_from = ts[i];
+            s->cur = limit_span(s->lim, ts[i], &s->cur_until);
+        }
+        /* Over the stretch where the limit holds: nearly every point is under it. */
+        double lim = s->cur;
+        int64_t until = s->cur_until;
+        for (; i < n && ts[i] < until; i++) {
+            if (!(v[i] > lim && query_flag_valid(fl[i]))) {
+                s->eopen = false;
+            } else if (s->eopen) {
+                query_run *e = &d->exceed[d->nexceed - 1];
+                e->end = ts[i];
+                e->peak = v[i] > e->peak ? v[i] : e->peak;
+            } else {
+                int rc = push_run(&d->exceed, &d->nexceed, s->ecap,
+                                  (query_run){ts[i], ts[i], v[i]});
+                if (rc)
+                    return rc;
+                s->eopen = true;
+            }
+        }
+    }
+    return 0;
 }
 
 /* Exceedances (and, with inv, invalid-flag runs; with m4, the M4 buckets) among the points
- * of [a, b], in one pass. */
+ * of [a, b], in one pass over blocks of decoded arrays. */
 static int scan(storage_reader *r, storage_sid sid, int col, const query_limits *lim,
                 int64_t a, int64_t b, query_chart_data *d, size_t *ecap, bool inv,
                 size_t *icap, m4acc *m4)
 {
-    storage_iter *it = NULL;
-    storage_point p;
-    bool eopen = false, iopen = false;
-    int rc = storage_iter_open(r, sid, a, b, &it);
-    while (rc == 0 && (rc = storage_iter_next(it, &p)) == 1) {
-        rc = 0;
-        if (!(p.mask & 1u << col))
-            continue;
-        bool valid = query_flag_valid(p.flag);
-        if (m4)
-            m4_add(m4, p.ts, p.v[col]);
-        if (inv && !valid && iopen) {
-            d->invalid[d->ninvalid - 1].end = p.ts;
-        } else if (inv && !valid) {
-            rc = push_run(&d->invalid, &d->ninvalid, icap, (query_run){p.ts, p.ts, NAN});
-            iopen = true;
-        } else {
-            iopen = false;
-        }
-        double v = p.v[col];
-        if (!lim || !(valid && v > query_limit_at(lim, p.ts))) {
-            eopen = false;
-        } else if (eopen) {
-            query_run *e = &d->exceed[d->nexceed - 1];
-            e->end = p.ts;
-            e->peak = v > e->peak ? v : e->peak;
-        } else if (rc == 0) {
-            rc = push_run(&d->exceed, &d->nexceed, ecap, (query_run){p.ts, p.ts, v});
-            eopen = true;
-        }
-    }
-    storage_iter_close(it);
+    scanner s = {.d = d, .lim = lim && lim->n ? lim : NULL, .inv = inv, .m4 = m4,
+                 .ecap = ecap, .icap = icap, .cur = NAN, .cur_from = INT64_MAX,
+                 .cur_until = INT64_MIN};
+    int rc = storage_scan_col(r, sid, col, a, b, scan_block, &s);
     return rc < 0 ? rc : 0;
 }
 

@@ -133,16 +133,29 @@ static char *put_str(char *p, const char *s)
     return p;
 }
 
+/* The decimal digits of n. */
+static size_t digits(size_t n)
+{
+    size_t k = 1;
+    while (n >= 10) {
+        n /= 10;
+        k++;
+    }
+    return k;
+}
+
+/* Formats straight into the reply: the bulk string's body goes where its header, sized for
+ * the body's likely length, will end, and moves only when the guess was wrong. */
 static void write_chart_json(resp_writer *o, const char *key, const query_chart_data *d)
 {
     /* Bounds: a number is at most 40 bytes, a string 6 bytes a byte. */
     size_t cap = 128 + 6 * strlen(key) + 6 * sizeof d->limits.unit +
                  (d->n + d->limits.n + d->nexceed) * 3 * 44;
-    char *buf = malloc(cap), *p = buf;
-    if (!buf) {
-        o->oom = true;
+    size_t guess = 1 + digits(128 + strlen(key) + 24 * (d->n + d->limits.n + d->nexceed)) + 2;
+    char *base = resp_writer_reserve(o, 1 + 20 + 2 + cap);
+    if (!base)
         return;
-    }
+    char *buf = base + guess, *p = buf;
     p += sprintf(p, "{\"key\":");
     p = put_str(p, key);
     p += sprintf(p, ",\"bucket\":");
@@ -188,8 +201,14 @@ static void write_chart_json(resp_writer *o, const char *key, const query_chart_
         *p++ = ']';
     }
     p += sprintf(p, "]}");
-    resp_write_bulk(o, buf, (size_t)(p - buf));
-    free(buf);
+    size_t len = (size_t)(p - buf);
+    char hdr[24];
+    size_t hl = (size_t)snprintf(hdr, sizeof hdr, "$%zu\r\n", len);
+    if (hl != guess)
+        memmove(base + hl, buf, len);
+    memcpy(base, hdr, hl);
+    memcpy(base + hl + len, "\r\n", 2);
+    resp_writer_commit(o, hl + len + 2);
 }
 
 static void cmd_cems_chart(query_client *c, size_t argc, const resp_arg *argv)

@@ -446,6 +446,16 @@ static char *reserve(resp_writer *w, size_t extra)
     return w->data + w->len;
 }
 
+char *resp_writer_reserve(resp_writer *w, size_t n)
+{
+    return reserve(w, n);
+}
+
+void resp_writer_commit(resp_writer *w, size_t len)
+{
+    w->len += len;
+}
+
 void resp_write_raw(resp_writer *w, const void *p, size_t len)
 {
     if (len == 0)
@@ -596,6 +606,81 @@ void resp_write_push(resp_writer *w, size_t n)
     write_hdr(w, w->proto == 3 ? '>' : '*', (long long)n);
 }
 
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static const uint64_t pow10_u64[20] = {
+    1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+    100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+    10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+    100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
+
+/* The number of decimal digits of a: log2 scaled by 1233/4096 (~log10(2)), corrected by
+ * one comparison. */
+static inline int count_digits(uint64_t a)
+{
+    uint64_t b = a | 1; /* 0 has one digit, as 1 has */
+    int t = (64 - __builtin_clzll(b)) * 1233 >> 12;
+    return t - (b < pow10_u64[t]) + 1;
+}
+
+/* The 8 decimal digits of x (< 10^8, leading zeros included) as ASCII in a 64-bit word
+ * whose lowest byte is the first digit (memory order on a little-endian machine). Each
+ * step splits every lane into quotient and remainder by a multiply and a shift, all lanes
+ * at once: x into two lanes of 4 digits, those into four of 2, those into eight of 1.
+ * The multipliers round 2^40/10^4, 2^19/100 and 2^10/10 up; within the lanes' ranges
+ * (< 10^8, < 10^4, < 100) the quotients come out exact. */
+static inline uint64_t digits8(uint32_t x)
+{
+    uint64_t v = x;
+    v += (((uint64_t)1 << 32) - 10000) * ((v * 109951163) >> 40);
+    v += (((uint64_t)1 << 16) - 100) * (((v * 5243) >> 19) & 0x0000007f0000007fULL);
+    v += (((uint64_t)1 << 8) - 10) * (((v * 103) >> 10) & 0x000f000f000f000fULL);
+    /* The last digit is now the lowest byte: swap into reading order. */
+    return __builtin_bswap64(v) | 0x3030303030303030ULL;
+}
+
+/* Stores the m last of the 8 digits of x at d (m 1 to 8); writes 8 bytes at d. */
+static inline void put_tail(char *d, uint32_t x, int m)
+{
+    uint64_t w = digits8(x) >> (8 * (8 - m));
+    memcpy(d, &w, 8);
+}
+
+/* Writes the digits of a (no NUL) at d; returns how many. Needs 20 bytes at d, whatever
+ * the length: the digits go out eight at a time in whole words, the leading part first,
+ * each store overwriting the spare bytes of the one before. Millisecond timestamps have 13
+ * digits, and a chart has thousands of them. */
+static inline int put_u64(char *d, uint64_t a)
+{
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    char tmp[24];
+    int k = 24;
+    do
+        tmp[--k] = (char)('0' + a % 10);
+    while ((a /= 10) > 0);
+    memcpy(d, tmp + k, (size_t)(24 - k));
+    return 24 - k;
+#else
+    int n = count_digits(a);
+    if (n <= 8) {
+        put_tail(d, (uint32_t)a, n);
+    } else if (n <= 16) {
+        uint64_t q = a / 100000000;
+        put_tail(d, (uint32_t)q, n - 8);
+        put_tail(d + n - 8, (uint32_t)(a - q * 100000000), 8);
+    } else {
+        uint64_t q = a / 100000000, qq = q / 100000000;
+        put_tail(d, (uint32_t)qq, n - 16);
+        put_tail(d + n - 16, (uint32_t)(q - qq * 100000000), 8);
+        put_tail(d + n - 8, (uint32_t)(a - q * 100000000), 8);
+    }
+    return n;
+#endif
+}
+
 int resp_format_double(double v, char *buf, size_t len)
 {
     if (isnan(v))
@@ -604,33 +689,33 @@ int resp_format_double(double v, char *buf, size_t len)
         return snprintf(buf, len, v > 0 ? "inf" : "-inf");
     /* Measured values carry a few decimals: when v is the double nearest to m / 1000 for an
      * integer m, the decimal m / 1000 reads back as v, and integer formatting is many times
-     * faster than printf and strtod. */
-    double m = nearbyint(v * 1000);
-    if (fabs(m) < 1e15 && m / 1000 == v && len >= 24) {
-        long long i = (long long)m;
-        unsigned long long a = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
-        char tmp[24];
-        int k = 0, frac = (int)(a % 1000);
-        a /= 1000;
-        do
-            tmp[k++] = (char)('0' + a % 10);
-        while ((a /= 10) > 0);
-        int n = 0;
-        if (i < 0)
-            buf[n++] = '-';
-        while (k > 0)
-            buf[n++] = tmp[--k];
-        if (frac) {
-            buf[n++] = '.';
-            buf[n++] = (char)('0' + frac / 100);
-            if (frac % 100) {
-                buf[n++] = (char)('0' + frac / 10 % 10);
-                if (frac % 10)
-                    buf[n++] = (char)('0' + frac % 10);
+     * faster than printf and strtod. Such an m is unique, so rounding v * 1000 to it half
+     * away from zero finds it as well as any other rounding. */
+    double x = v * 1000;
+    if (fabs(x) < 1e15 && len >= 24) {
+        long long i = (long long)(x < 0 ? x - 0.5 : x + 0.5);
+        if (i > -1000000000000000LL && i < 1000000000000000LL && (double)i / 1000 == v) {
+            unsigned long long a = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
+            unsigned long long ip = a / 1000;
+            unsigned frac = (unsigned)(a - ip * 1000), r = frac % 100;
+            int n = 0;
+            if (i < 0)
+                buf[n++] = '-';
+            if (ip < 100) { /* readings are mostly small: one table lookup */
+                memcpy(buf + n, digit_pairs + ip * 2 + (ip < 10), 2);
+                n += 1 + (ip >= 10);
+            } else {
+                n += put_u64(buf + n, ip);
             }
+            /* ".ddd" in one store, then as many of its bytes as there are digits before
+             * the trailing zeros. */
+            char f[4] = {'.', (char)('0' + frac / 100), digit_pairs[2 * r],
+                         digit_pairs[2 * r + 1]};
+            memcpy(buf + n, f, 4);
+            n += frac == 0 ? 0 : frac % 10 ? 4 : r ? 3 : 2;
+            buf[n] = 0;
+            return n;
         }
-        buf[n] = 0;
-        return n;
     }
     /* Otherwise the shortest of 15, 16 or 17 significant digits that reads back as v. */
     int n = 0;
@@ -642,41 +727,13 @@ int resp_format_double(double v, char *buf, size_t len)
     return n;
 }
 
-static const char digit_pairs[201] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
-/* Writes the 8 digits of x (< 10^8), leading zeros included, at d: four independent pair
- * lookups instead of a chain of eight divisions. */
-static void put8(char *d, uint32_t x)
-{
-    uint32_t hi = x / 10000, lo = x % 10000;
-    memcpy(d, digit_pairs + hi / 100 * 2, 2);
-    memcpy(d + 2, digit_pairs + hi % 100 * 2, 2);
-    memcpy(d + 4, digit_pairs + lo / 100 * 2, 2);
-    memcpy(d + 6, digit_pairs + lo % 100 * 2, 2);
-}
-
 int resp_format_i64(char *d, int64_t v)
 {
-    /* Eight digits a step: millisecond timestamps have 13, and a chart has thousands. */
-    char tmp[24];
-    int k = 24, n = 0;
-    uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    while (a >= 100000000) {
-        k -= 8;
-        put8(tmp + k, (uint32_t)(a % 100000000));
-        a /= 100000000;
+    if (v < 0) {
+        d[0] = '-';
+        return 1 + put_u64(d + 1, 0 - (uint64_t)v);
     }
-    uint32_t r = (uint32_t)a;
-    do {
-        tmp[--k] = (char)('0' + r % 10);
-    } while ((r /= 10) > 0);
-    if (v < 0)
-        d[n++] = '-';
-    memcpy(d + n, tmp + k, (size_t)(24 - k));
-    return n + 24 - k;
+    return put_u64(d, (uint64_t)v);
 }
 
 void resp_write_sample(resp_writer *w, int64_t ts, double v)

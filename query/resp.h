@@ -115,6 +115,12 @@ void resp_writer_free(resp_writer *w);
 /* Raw bytes, already encoded. */
 void resp_write_raw(resp_writer *w, const void *p, size_t len);
 
+/* For replies formatted in place: resp_writer_reserve returns room for n more bytes at the
+ * end of the data (NULL on allocation failure, with oom set), valid until the next call on
+ * w; resp_writer_commit then appends the first len <= n of them. */
+char *resp_writer_reserve(resp_writer *w, size_t n);
+void resp_writer_commit(resp_writer *w, size_t len);
+
 /* +OK style status. s must not contain CR or LF (they are replaced by spaces). */
 void resp_write_simple(resp_writer *w, const char *s);
 

@@ -195,6 +195,18 @@ int storage_iter_open(storage_reader *r, storage_sid sid, int64_t from, int64_t 
 int storage_iter_next(storage_iter *it, storage_point *out);
 void storage_iter_close(storage_iter *it);
 
+/* Hands the points of column col of sid with from <= ts <= to to fn, in time order, a block
+ * at a time: ts, v and flag (the data flag, 0 when none was sent) hold n >= 1 points, all
+ * having the column; the arrays are borrowed for the call only. The points are those the
+ * iterator returns (head points override chunk points of the same timestamp) without the
+ * ones lacking col. A non-zero return from fn stops the scan and is returned; otherwise 0
+ * or a negative code. Decodes only the timestamps, the column and the flags of each chunk:
+ * the fast way to read every point of a long range. */
+typedef int (*storage_scan_fn)(void *arg, const int64_t *ts, const double *v,
+                               const uint8_t *flag, size_t n);
+int storage_scan_col(storage_reader *r, storage_sid sid, int col, int64_t from, int64_t to,
+                     storage_scan_fn fn, void *arg);
+
 /* A number that changes whenever a commit changes the points of sid (a write of any of its
  * points, a retention run dropping chunks), for caches of results computed from them: equal
  * numbers mean equal points. A reader opened after reading the number sees at least the

@@ -2,6 +2,7 @@
  * thousands of times: doubles must read back exactly (the short path for values with up to
  * three decimals and the printf path alike), and integer headers must match printf's. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,38 @@ static int roundtrips(double v)
     char buf[40];
     int n = resp_format_double(v, buf, sizeof buf);
     return n > 0 && (size_t)n == strlen(buf) && strtod(buf, NULL) == v;
+}
+
+
+/* The formatting the writer promises, written the plain way: the decimal m / 1000 when it
+ * reads back as v (m = v * 1000 rounded to even, |m| < 10^15), trailing zeros dropped;
+ * otherwise the shortest of %.15g to %.17g that reads back. */
+static void reference_double(double v, char *buf, size_t len)
+{
+    double m = nearbyint(v * 1000);
+    if (isnan(v) || isinf(v)) {
+        snprintf(buf, len, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+    } else if (fabs(m) < 1e15 && m / 1000 == v) {
+        long long i = (long long)m;
+        unsigned long long a = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
+        int n = snprintf(buf, len, "%s%llu.%03u", i < 0 ? "-" : "", a / 1000,
+                         (unsigned)(a % 1000));
+        while (buf[n - 1] == '0')
+            buf[--n] = 0;
+        if (buf[n - 1] == '.')
+            buf[--n] = 0;
+    } else {
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(buf, len, "%.*g", prec, v);
+            if (strtod(buf, NULL) == v)
+                break;
+        }
+    }
+}
+
+static uint64_t rnd64(void)
+{
+    return (uint64_t)rand() << 42 ^ (uint64_t)rand() << 21 ^ (uint64_t)rand();
 }
 
 int main(void)
@@ -61,6 +94,46 @@ int main(void)
         resp_writer_free(&w);
     }
     CHECK(iok);
+    /* Byte for byte as the plain way writes them: readings with up to three decimals of
+     * every magnitude, both signs, values near the edges of the short path, and any bits. */
+    int dok = 1;
+    srand(11);
+    for (int i = 0; i < 300000 && dok; i++) {
+        double v;
+        switch (i % 5) {
+        case 0: v = (double)(int64_t)(rnd64() % 2000000000000000ULL) / 1000 - 1e12; break;
+        case 1: v = (double)(rand() % 100000) / pow(10, rand() % 4); break;
+        case 2: v = (1e12 - (double)(rand() % 1000) / 1000) * (rand() % 2 ? 1 : -1); break;
+        case 3: v = nextafter((double)(rand() % 1000) / 1000, rand() % 2 ? 1e300 : -1e300);
+                break;
+        default: {
+            uint64_t b = rnd64() ^ rnd64() << 1;
+            memcpy(&v, &b, sizeof v);
+        }
+        }
+        char want[48];
+        reference_double(v, want, sizeof want);
+        resp_format_double(v, buf, sizeof buf);
+        if (strcmp(buf, want) != 0) {
+            dok = 0;
+            printf("# %.17g: '%s', expected '%s'\n", v, buf, want);
+        }
+    }
+    CHECK(dok);
+    /* Integers of every length as printf writes them. */
+    int fok = 1;
+    for (int i = 0; i < 300000 && fok; i++) {
+        int64_t x = (int64_t)(rnd64() >> (rand() % 64)) * (i % 2 ? -1 : 1);
+        char want[32], got[32];
+        int n = snprintf(want, sizeof want, "%lld", (long long)x);
+        int m = resp_format_i64(got, x);
+        got[m] = 0;
+        if (n != m || strcmp(want, got) != 0) {
+            fok = 0;
+            printf("# %s written as %s\n", want, got);
+        }
+    }
+    CHECK(fok);
     /* Samples: the timestamp and the value in one go, in both protocols. */
     resp_writer w2, w3;
     resp_writer_init(&w2, 2);
