@@ -146,6 +146,7 @@ typedef struct engine_live_stats {
     uint64_t mismatches;       /* of those, hours that disagreed */
     uint64_t findings_fired, findings_resolved; /* finding alert states raised */
     uint64_t alerts_failed;    /* could not be staged */
+    uint64_t states_saved;     /* device states staged into the store (live_state.c) */
 } engine_live_stats;
 
 typedef struct engine_stats {

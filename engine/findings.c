@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytebuf.h"
 #include "live.h"
 
 #define O2_CODE "a19001"
@@ -46,8 +47,8 @@ struct fwatch {
     uint32_t day_seen, day_bad;
     frun flagged;
     /* dilution: the outlet's last o2_window judged hourly O2 values (hundredths of %) */
-    uint16_t *o2;
-    uint32_t o2_n, o2_pos;
+    uint16_t *o2;             /* a ring of o2_cap values, NULL until the first */
+    uint32_t o2_n, o2_pos, o2_cap;
     frun dilution;
 };
 
@@ -296,8 +297,13 @@ static void o2_push(const findings *f, fwatch *w, double o2)
     uint32_t cap = f->q.o2_window;
     if (cap == 0)
         return;
-    if (!w->o2 && !(w->o2 = calloc(cap, sizeof *w->o2)))
-        return;
+    if (!w->o2) {
+        if (!(w->o2 = calloc(cap, sizeof *w->o2)))
+            return;
+        w->o2_cap = cap;
+    }
+    if (cap != w->o2_cap)
+        return; /* cannot happen: the window is fixed for the process */
     double h = round(o2 * 100.0);
     w->o2[w->o2_pos] = (uint16_t)(h < 0 ? 0 : h > 65535 ? 65535 : h);
     w->o2_pos = (w->o2_pos + 1) % cap;
@@ -382,4 +388,122 @@ void findings_hour(findings *f, const judge_ctx *c, fwatch *w, const engine_outl
         }
     }
     judge_flagged(f, c, w, o, u->ts, bad);
+}
+
+/* ---- State as bytes (kept in the store with the data that changed it) ------------------ */
+
+static void put_run(wbuf *b, const frun *r)
+{
+    put_u8(b, r->last != INT64_MIN);
+    if (r->last == INT64_MIN)
+        return;
+    put_u64(b, (uint64_t)r->start);
+    put_u64(b, (uint64_t)r->last);
+    put_f64(b, r->value);
+    put_f64(b, r->ref);
+    put_u32(b, r->count);
+    put_u8(b, r->fired);
+}
+
+static void get_run(rbuf *b, frun *r)
+{
+    frun_init(r);
+    uint8_t present = get_u8(b);
+    if (present == 0)
+        return;
+    r->start = (int64_t)get_u64(b);
+    r->last = (int64_t)get_u64(b);
+    r->value = get_f64(b);
+    r->ref = get_f64(b);
+    r->count = get_u32(b);
+    uint8_t fired = get_u8(b);
+    if (present != 1 || fired > 1 || r->last == INT64_MIN || r->start > r->last)
+        b->bad = true;
+    r->fired = fired;
+}
+
+void fwatch_encode(const fwatch *w, wbuf *b)
+{
+    put_u64(b, (uint64_t)w->day);
+    put_u32(b, w->day_seen);
+    put_u32(b, w->day_bad);
+    put_run(b, &w->flagged);
+    put_run(b, &w->dilution);
+    /* The O2 baseline oldest first, so a changed o2_window keeps the newest values. */
+    put_u32(b, w->o2_n);
+    if (w->o2_n) {
+        /* A full ring's oldest value sits at o2_pos; a filling one starts at 0. */
+        uint32_t ring = w->o2_cap;
+        uint32_t first = w->o2_n == ring ? w->o2_pos : 0;
+        for (uint32_t i = 0; i < w->o2_n; i++) {
+            uint16_t v = w->o2[(first + i) % ring];
+            uint8_t le[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+            put(b, le, 2);
+        }
+    }
+    put_u8(b, (uint8_t)w->ncodes);
+    for (uint32_t i = 0; i < w->ncodes; i++) {
+        put_str(b, w->codes[i].code);
+        put_run(b, &w->codes[i].flat);
+        put_run(b, &w->codes[i].zeros);
+        put_run(b, &w->codes[i].mismatch);
+    }
+}
+
+int fwatch_decode(const findings *f, rbuf *b, fwatch **out)
+{
+    fwatch *w = fwatch_create();
+    if (!w)
+        return -ENOMEM;
+    w->day = (int64_t)get_u64(b);
+    w->day_seen = get_u32(b);
+    w->day_bad = get_u32(b);
+    get_run(b, &w->flagged);
+    get_run(b, &w->dilution);
+    uint32_t n = get_u32(b);
+    if (b->bad || n > (b->n - b->at) / 2)
+        goto bad;
+    uint32_t cap = f->q.o2_window;
+    uint32_t skip = n > cap ? n - cap : 0; /* the window shrank: keep the newest */
+    if (cap && n && !(w->o2 = calloc(cap, sizeof *w->o2)))
+        goto oom;
+    w->o2_cap = cap;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *le = take(b, 2);
+        if (le && i >= skip)
+            w->o2[w->o2_n++] = (uint16_t)(le[0] | le[1] << 8);
+    }
+    w->o2_pos = cap ? w->o2_n % cap : 0;
+    uint8_t nc = get_u8(b);
+    if (nc > MAX_CODES)
+        goto bad;
+    for (uint8_t i = 0; i < nc && !b->bad; i++) {
+        char code[ENGINE_POLLUTANT_SIZE];
+        get_str(b, code, sizeof code);
+        uint32_t had = w->ncodes;
+        fcode *s = b->bad ? NULL : code_slot(w, code);
+        if (!s || w->ncodes != had + 1) /* a repeated code, or out of memory */
+            goto bad;
+        get_run(b, &s->flat);
+        get_run(b, &s->zeros);
+        get_run(b, &s->mismatch);
+    }
+    if (b->bad)
+        goto bad;
+    *out = w;
+    return 0;
+bad:
+    fwatch_destroy(w);
+    return -EBADMSG;
+oom:
+    fwatch_destroy(w);
+    return -ENOMEM;
+}
+
+size_t fwatch_codes(const fwatch *w, const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < w->ncodes && n < cap; i++)
+        out[n++] = w->codes[i].code;
+    return n;
 }

@@ -69,7 +69,8 @@ struct engine {
 };
 
 const char *const engine_kv_tables[] = {
-    "events", "registry", "outbox", "episodes", "subscriptions", "sources", NULL,
+    "events", "registry", "outbox", "episodes", "subscriptions", "sources", LIVE_STATE_TABLE,
+    NULL,
 };
 
 static void flush(engine *e);

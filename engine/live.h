@@ -69,10 +69,52 @@ void findings_raise(findings *f, const judge_ctx *c, const finding_key *k, int64
 typedef struct fwatch fwatch;
 fwatch *fwatch_create(void);
 void fwatch_destroy(fwatch *w);
+/* The checks' state as bytes, kept in the store (live_state.c): appended to b; read back
+ * from b with f's thresholds (a changed O2 window keeps the newest values). Decoding gives
+ * 0, -EBADMSG or -ENOMEM. */
+struct wbuf;
+struct rbuf;
+void fwatch_encode(const fwatch *w, struct wbuf *b);
+int fwatch_decode(const findings *f, struct rbuf *b, fwatch **out);
+/* The codes w judges (borrowed while w lives), at most cap of them. */
+size_t fwatch_codes(const fwatch *w, const char **out, size_t cap);
 /* Judges the values of a reported hourly upload of outlet o. */
 void findings_hour(findings *f, const judge_ctx *c, fwatch *w, const engine_outlet *o,
                    const engine_upload *u);
 /* The run of mismatches of one code of the outlet (reported vs computed hours). */
 frun *fwatch_mismatch_run(fwatch *w, const char *code);
+
+/* ---- rollup_live.c and live_state.c: what the engine keeps per device ------------------ */
+
+#define LIVE_MAX_MIN_CODES 16 /* factor codes rolled up per device */
+
+struct group;
+
+typedef struct lout {
+    char mn[ENGINE_ID_SIZE];
+    char codes[LIVE_MAX_MIN_CODES][ENGINE_POLLUTANT_SIZE]; /* codes seen in minute data */
+    uint32_t ncodes;
+    int64_t open_hour;        /* newest hour with minute data; INT64_MIN: none yet */
+    int64_t last_min_ts;      /* newest minute record */
+    int64_t min_step;         /* seconds between its last two minute records; 0: unknown */
+    int64_t newest_end;       /* end of the newest period of any data; INT64_MIN: none */
+    int64_t silent_start;     /* the silence that fired, or INT64_MIN */
+    struct group *last_group; /* the last job queued, to skip repeats in one batch */
+    int64_t last_key;
+    fwatch *fw;               /* checks on reported hours; NULL until needed */
+    bool dirty;               /* changed since its state was last staged into a batch */
+    bool restored;            /* read back from the store; no data from the device since */
+    int64_t saved_hour;       /* hour of newest_end when the state was last staged */
+} lout;
+
+/* The table of device states: key the MN, value live_state_encode's bytes. Each state is
+ * staged into the batch that holds the data (and alerts) that changed it. */
+#define LIVE_STATE_TABLE "live"
+
+/* o's persisted fields as bytes: *out malloc'd, the caller frees it. 0 or -ENOMEM. */
+int live_state_encode(const lout *o, uint8_t **out, size_t *len);
+/* Reads a record into o (its MN set by the caller; everything else reset), with its checks'
+ * state (f's thresholds). 0, -EBADMSG or -ENOMEM; on failure o holds no allocation. */
+int live_state_decode(const findings *f, const void *buf, size_t len, lout *o);
 
 #endif

@@ -31,7 +31,7 @@
 #include "live.h"
 #include "strmap.h"
 
-#define MAX_MIN_CODES 16   /* factor codes rolled up per device */
+#define MAX_MIN_CODES LIVE_MAX_MIN_CODES
 #define MAX_PER_HOUR 64    /* minute records read per hour (one a minute at most) */
 #define SLICE_NS 2000000   /* longest a slice of roll-ups holds the loop */
 #define SILENT_CHECK_MS 1000
@@ -39,19 +39,6 @@
 
 enum { JOB_HOUR = 0, JOB_DAY = 1 };
 
-typedef struct lout {
-    char mn[ENGINE_ID_SIZE];
-    char codes[MAX_MIN_CODES][ENGINE_POLLUTANT_SIZE]; /* codes seen in minute data */
-    uint32_t ncodes;
-    int64_t open_hour;        /* newest hour with minute data; INT64_MIN: none yet */
-    int64_t last_min_ts;      /* newest minute record */
-    int64_t min_step;         /* seconds between its last two minute records; 0: unknown */
-    int64_t newest_end;       /* end of the newest period of any data; INT64_MIN: none */
-    int64_t silent_start;     /* the silence that fired, or INT64_MIN */
-    struct group *last_group; /* the last job queued, to skip repeats in one batch */
-    int64_t last_key;
-    fwatch *fw;               /* checks on reported hours; NULL until needed */
-} lout;
 
 typedef struct job {
     lout *o;
@@ -86,6 +73,7 @@ struct live {
     size_t nready, cap_ready, ready_pos;
     findings *fnd;
     int64_t clock;            /* the fleet's data clock */
+    bool persist;             /* the store has the device state table (live_state.c) */
     engine_live_stats st;
 };
 
@@ -100,6 +88,8 @@ void engine_live_opts_init(engine_live_opts *o)
 
 static void on_idle(uv_idle_t *h);
 static void on_timer(uv_timer_t *h);
+static lout *outlet_get(live *l, const char *mn);
+static void restore(live *l);
 
 int live_create(uv_loop_t *loop, const engine_live_opts *o, live_ctx_fn ctx_fn, void *ctx_arg,
                 live **out)
@@ -122,6 +112,7 @@ int live_create(uv_loop_t *loop, const engine_live_opts *o, live_ctx_fn ctx_fn, 
         free(l);
         return -ENOMEM;
     }
+    restore(l);
     uv_idle_init(loop, &l->idle);
     l->idle.data = l;
     uv_timer_init(loop, &l->timer);
@@ -196,12 +187,90 @@ static lout *outlet_get(live *l, const char *mn)
         return NULL;
     strcpy(o->mn, mn);
     o->open_hour = o->last_min_ts = o->newest_end = o->silent_start = INT64_MIN;
+    o->saved_hour = INT64_MIN;
     if (strmap_put(l->by_mn, mn, o, NULL) != 0) {
         free(o);
         return NULL;
     }
     l->outlets[l->noutlets++] = o;
     return o;
+}
+
+/* ---- Device state in the store (live_state.c) ------------------------------------------ */
+
+typedef struct restore_ctx {
+    live *l;
+    size_t n, bad;
+} restore_ctx;
+
+static int restore_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    restore_ctx *x = arg;
+    char mn[ENGINE_ID_SIZE];
+    lout tmp;
+    if (klen == 0 || klen >= sizeof mn || memchr(key, 0, klen)) {
+        x->bad++;
+        return 0;
+    }
+    memcpy(mn, key, klen);
+    mn[klen] = '\0';
+    memset(&tmp, 0, sizeof tmp);
+    if (live_state_decode(x->l->fnd, val, vlen, &tmp) != 0) {
+        x->bad++;
+        return 0;
+    }
+    lout *o = outlet_get(x->l, mn);
+    if (!o) {
+        fwatch_destroy(tmp.fw);
+        return -ENOMEM;
+    }
+    memcpy(tmp.mn, o->mn, sizeof tmp.mn);
+    fwatch_destroy(o->fw);
+    *o = tmp;
+    x->n++;
+    return 0;
+}
+
+/* Reads back every device's state at creation: runs continue where the last committed
+ * data left them, a silence that fired resolves under its id, and devices silent since
+ * before the restart are still watched. */
+static void restore(live *l)
+{
+    judge_ctx c;
+    storage_reader *rd;
+    if (!l->o.rollup && !l->o.findings)
+        return;
+    l->ctx_fn(l->ctx_arg, &c);
+    if (!c.st || storage_reader_open(c.st, &rd) != 0)
+        return;
+    restore_ctx x = {l, 0, 0};
+    int rc = storage_kv_scan(rd, LIVE_STATE_TABLE, NULL, 0, restore_one, &x);
+    storage_reader_close(rd);
+    l->persist = rc != -ENOENT; /* a store opened without the table keeps nothing */
+    if (rc != 0 && rc != -ENOENT)
+        engine_log_kv(ENGINE_LOG_ERROR, "device states could not be read", "error",
+                      storage_strerror(rc), NULL);
+    if (x.n || x.bad)
+        engine_logf(ENGINE_LOG_INFO, "device states restored", "count=%zu unreadable=%zu",
+                    x.n, x.bad);
+}
+
+/* Stages o's state into the batch being built, if it changed: the batch that also holds the
+ * data and alerts that changed it. */
+static void save(live *l, const judge_ctx *c, lout *o)
+{
+    uint8_t *buf;
+    size_t len;
+    if (!o->dirty || !l->persist || !c->batch)
+        return;
+    if (live_state_encode(o, &buf, &len) != 0)
+        return; /* stays dirty: the next change tries again */
+    if (storage_batch_kv_put(c->batch, LIVE_STATE_TABLE, o->mn, strlen(o->mn), buf, len) == 0) {
+        o->dirty = false;
+        o->saved_hour = o->newest_end == INT64_MIN ? INT64_MIN : o->newest_end / 3600;
+        l->st.states_saved++;
+    }
+    free(buf);
 }
 
 /* ---- Jobs: queued against the batch holding their data, run once it is committed ------- */
@@ -346,8 +415,10 @@ static void compare_reported(live *l, const judge_ctx *c, storage_reader *rd, lo
         return;
     frun *run = fwatch_mismatch_run(o->fw, code);
     finding_key k = {eo, code, ENGINE_FIND_MISMATCH};
-    if (run)
+    if (run) {
         findings_feed(l->fnd, c, &k, run, h, 3600, bad, rv, cv, 1);
+        o->dirty = true;
+    }
 }
 
 static void compute_hour(live *l, const judge_ctx *c, storage_reader *rd, lout *o, int64_t h)
@@ -403,6 +474,7 @@ static void compute_hour(live *l, const judge_ctx *c, storage_reader *rd, lout *
     int64_t open_day = engine_period_start(ENGINE_PERIOD_DAY, o->open_hour, ro.offset_s);
     if (h + 3600 == day + 86400 || day < open_day)
         queue(l, c, o, day, JOB_DAY);
+    save(l, c, o);
 }
 
 static void compute_day(live *l, const judge_ctx *c, storage_reader *rd, lout *o, int64_t d)
@@ -461,6 +533,38 @@ static void on_idle(uv_idle_t *h)
 
 /* ---- Silence ---------------------------------------------------------------------------- */
 
+/* The stored state keeps newest_end to the hour it was last saved in: before a restored
+ * device is reported silent, its newest stored point says exactly when its data stopped.
+ * Rare (a silence about to fire), so a few catalog lookups. Whether it moved. */
+static bool refine_newest(live *l, const judge_ctx *c, lout *o)
+{
+    storage_reader *rd;
+    int64_t newest = o->newest_end;
+    o->restored = false;
+    if (storage_reader_open(c->st, &rd) != 0)
+        return false;
+    const char *hcodes[8];
+    size_t nh = o->fw ? fwatch_codes(o->fw, hcodes, 8) : 0;
+    for (size_t i = 0; i < o->ncodes + nh; i++) {
+        bool min = i < o->ncodes;
+        char key[ENGINE_SERIES_KEY_MAX + 1];
+        storage_sid sid;
+        storage_point p;
+        snprintf(key, sizeof key, "%s:%s:%s", o->mn, min ? o->codes[i] : hcodes[i - o->ncodes],
+                 min ? "min" : "hour");
+        int64_t len = min ? (o->min_step > 0 ? o->min_step : 60) : 3600;
+        if (storage_series_lookup(c->st, key, &sid) == 0 && storage_latest(rd, sid, &p) == 0 &&
+            p.ts + len > newest)
+            newest = p.ts + len;
+    }
+    storage_reader_close(rd);
+    (void)l;
+    if (newest == o->newest_end)
+        return false;
+    o->newest_end = newest;
+    return true;
+}
+
 static void on_timer(uv_timer_t *h)
 {
     live *l = h->data;
@@ -481,11 +585,16 @@ static void on_timer(uv_timer_t *h)
         const engine_outlet *eo = engine_registry_outlet_by_mn(c.reg, o->mn, strlen(o->mn));
         if (!eo)
             continue;
+        if (o->restored && refine_newest(l, &c, o) &&
+            l->clock - o->newest_end <= limit + grace)
+            continue;
         o->silent_start = o->newest_end;
+        o->dirty = true;
         finding_key k = {eo, "", ENGINE_FIND_SILENT};
         findings_raise(l->fnd, &c, &k, o->newest_end, 0,
                        (double)(l->clock - o->newest_end) / 3600.0,
                        l->o.quality.silent_hours, false);
+        save(l, &c, o);
     }
 }
 
@@ -497,6 +606,8 @@ static void note_data(live *l, const judge_ctx *c, lout *o, int64_t ts, int64_t 
         int64_t cap = (int64_t)time(NULL) + 3600; /* a device far ahead moves nothing */
         l->clock = end < cap ? end : (l->clock > cap ? l->clock : cap);
     }
+    if (o->silent_start != INT64_MIN)
+        o->dirty = true;
     if (o->newest_end != INT64_MIN && ts >= o->newest_end && l->o.findings && c->reg) {
         const engine_outlet *eo = engine_registry_outlet_by_mn(c->reg, o->mn, strlen(o->mn));
         double limit = l->o.quality.silent_hours;
@@ -513,6 +624,8 @@ static void note_data(live *l, const judge_ctx *c, lout *o, int64_t ts, int64_t 
     }
     if (end > o->newest_end)
         o->newest_end = end;
+    if (o->newest_end / 3600 != o->saved_hour)
+        o->dirty = true; /* keep the stored newest data time within the hour */
 }
 
 /* ---- The hook --------------------------------------------------------------------------- */
@@ -525,8 +638,10 @@ static void note_codes(lout *o, const engine_upload *u)
         while (k < o->ncodes && strcmp(o->codes[k], code) != 0)
             k++;
         if (k == o->ncodes && k < MAX_MIN_CODES && strlen(code) < ENGINE_POLLUTANT_SIZE &&
-            u->values[i].pt.mask)
+            u->values[i].pt.mask) {
             strcpy(o->codes[o->ncodes++], code);
+            o->dirty = true;
+        }
     }
 }
 
@@ -534,8 +649,10 @@ static void minute_upload(live *l, const judge_ctx *c, lout *o, const engine_upl
 {
     if (o->last_min_ts != INT64_MIN && u->ts > o->last_min_ts) {
         int64_t d = u->ts - o->last_min_ts;
-        if (d >= 60 && d <= 3600 && 3600 % d == 0)
+        if (d >= 60 && d <= 3600 && 3600 % d == 0 && d != o->min_step) {
             o->min_step = d; /* the device's current interval: it may change */
+            o->dirty = true;
+        }
     }
     if (u->ts > o->last_min_ts)
         o->last_min_ts = u->ts;
@@ -548,6 +665,7 @@ static void minute_upload(live *l, const judge_ctx *c, lout *o, const engine_upl
         if (o->open_hour != INT64_MIN)
             queue(l, c, o, o->open_hour, JOB_HOUR); /* the device moved on */
         o->open_hour = hour;
+        o->dirty = true;
     } else if (hour < o->open_hour) {
         queue(l, c, o, hour, JOB_HOUR); /* late minutes */
         return;
@@ -556,24 +674,10 @@ static void minute_upload(live *l, const judge_ctx *c, lout *o, const engine_upl
         queue(l, c, o, hour, JOB_HOUR); /* the hour's last record */
 }
 
-void live_upload(live *l, const judge_ctx *c, const engine_upload *u)
+/* A reported hour: compared once its minutes are computed (again if they were), and
+ * judged for findings. */
+static void reported_hour(live *l, const judge_ctx *c, lout *o, const engine_upload *u)
 {
-    if ((!l->o.rollup && !l->o.findings) || u->interval == STORAGE_IV_RTD)
-        return;
-    lout *o = outlet_get(l, u->mn);
-    if (!o)
-        return;
-    int64_t len = u->interval == STORAGE_IV_MIN    ? (o->min_step > 0 ? o->min_step : 60)
-                  : u->interval == STORAGE_IV_HOUR ? 3600
-                                                   : 86400;
-    note_data(l, c, o, u->ts, u->ts + len);
-    if (u->interval == STORAGE_IV_MIN) {
-        minute_upload(l, c, o, u);
-        return;
-    }
-    if (u->interval != STORAGE_IV_HOUR)
-        return;
-    /* A reported hour: compare it once its minutes are computed (again if they were). */
     if (l->o.rollup && o->open_hour != INT64_MIN && u->ts <= o->open_hour &&
         u->ts > o->open_hour - 48 * 3600)
         queue(l, c, o, u->ts, JOB_HOUR);
@@ -584,4 +688,30 @@ void live_upload(live *l, const judge_ctx *c, const engine_upload *u)
     if (!o->fw && !(o->fw = fwatch_create()))
         return;
     findings_hour(l->fnd, c, o->fw, eo, u);
+    o->dirty = true;
+}
+
+void live_upload(live *l, const judge_ctx *c, const engine_upload *u)
+{
+    if ((!l->o.rollup && !l->o.findings) || u->interval == STORAGE_IV_RTD)
+        return;
+    lout *o = outlet_get(l, u->mn);
+    if (!o)
+        return;
+    if (o->restored) {
+        o->restored = false;
+        /* The hour before the one the device was in when the engine stopped may have been
+         * due and not yet computed: compute it again (the same result if it was). */
+        if (l->o.rollup && u->interval == STORAGE_IV_MIN && o->open_hour != INT64_MIN)
+            queue(l, c, o, o->open_hour - 3600, JOB_HOUR);
+    }
+    int64_t len = u->interval == STORAGE_IV_MIN    ? (o->min_step > 0 ? o->min_step : 60)
+                  : u->interval == STORAGE_IV_HOUR ? 3600
+                                                   : 86400;
+    note_data(l, c, o, u->ts, u->ts + len);
+    if (u->interval == STORAGE_IV_MIN)
+        minute_upload(l, c, o, u);
+    else if (u->interval == STORAGE_IV_HOUR)
+        reported_hour(l, c, o, u);
+    save(l, c, o);
 }
