@@ -26,8 +26,9 @@
 #define O2_CODE "a19001"
 #define MAX_CODES 8 /* codes judged per outlet: its limited pollutants and O2 */
 
-/* Memory per outlet: ~100 bytes, 160 per code judged (an outlet has 3-5), and 336 for the O2
- * baseline of a gas outlet: well under 1 KiB, ~130 MB for the national fleet's outlets. */
+/* Memory per outlet: ~100 bytes, 130 per code judged (an outlet has 3-5), and 336 for the O2
+ * baseline of a gas outlet: about 1 KiB; with the rest of a device's live state ~1.4 KiB,
+ * 440 MB for 300,000 devices (tools/bench/live_state). */
 
 struct findings {
     engine_quality_opts q;

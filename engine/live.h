@@ -105,16 +105,35 @@ typedef struct lout {
     bool dirty;               /* changed since its state was last staged into a batch */
     bool restored;            /* read back from the store; no data from the device since */
     int64_t saved_hour;       /* hour of newest_end when the state was last staged */
+    uint64_t saved_seq;       /* key of its newest record in the store; 0: none */
 } lout;
 
-/* The table of device states: key the MN, value live_state_encode's bytes. Each state is
- * staged into the batch that holds the data (and alerts) that changed it. */
+/* The table of device states: records keyed by a sequence number, each staged into the
+ * batch that holds the data (and alerts) that changed the device's state. */
 #define LIVE_STATE_TABLE "live"
 
-/* o's persisted fields as bytes: *out malloc'd, the caller frees it. 0 or -ENOMEM. */
+/* o's persisted fields (MN included) as bytes: *out malloc'd, the caller frees it. 0 or
+ * -ENOMEM. */
 int live_state_encode(const lout *o, uint8_t **out, size_t *len);
-/* Reads a record into o (its MN set by the caller; everything else reset), with its checks'
- * state (f's thresholds). 0, -EBADMSG or -ENOMEM; on failure o holds no allocation. */
+/* Reads a record into o (everything else reset), with its checks' state (f's thresholds).
+ * 0, -EBADMSG or -ENOMEM; on failure o holds no allocation. */
 int live_state_decode(const findings *f, const void *buf, size_t len, lout *o);
+
+typedef struct live_log live_log;
+/* The device for mn, created if new; NULL when out of memory. */
+typedef lout *(*live_get_fn)(void *arg, const char *mn);
+/* Reads every record of st's table back, newest last, into the devices get gives: counts
+ * the devices restored and the records that could not be read (skipped). 0, -ENOENT when
+ * the store has no such table (then nothing can be kept), -ENOMEM or a storage error. */
+int live_log_open(storage *st, const findings *f, live_get_fn get, void *arg, live_log **out,
+                  size_t *restored, size_t *unreadable);
+void live_log_close(live_log *g);
+/* Stages o's record into b (o->saved_seq is its key). 0 or a negative code. */
+int live_log_save(live_log *g, storage_batch *b, lout *o);
+/* One step of pruning (call it every second or so, with every device): carries forward a
+ * slice of devices whose newest record is about to go, or deletes a slice of old keys. */
+void live_log_prune_step(live_log *g, storage_batch *b, lout *const *outlets, size_t n);
+/* Records in the table (stale ones included). */
+uint64_t live_log_records(const live_log *g);
 
 #endif

@@ -73,7 +73,7 @@ struct live {
     size_t nready, cap_ready, ready_pos;
     findings *fnd;
     int64_t clock;            /* the fleet's data clock */
-    bool persist;             /* the store has the device state table (live_state.c) */
+    live_log *log;            /* device states in the store (live_state.c); NULL: not kept */
     engine_live_stats st;
 };
 
@@ -117,7 +117,7 @@ int live_create(uv_loop_t *loop, const engine_live_opts *o, live_ctx_fn ctx_fn, 
     l->idle.data = l;
     uv_timer_init(loop, &l->timer);
     l->timer.data = l;
-    if (l->o.findings) {
+    if (l->o.findings || l->log) {
         uv_timer_start(&l->timer, on_timer, SILENT_CHECK_MS, SILENT_CHECK_MS);
         uv_unref((uv_handle_t *)&l->timer);
     }
@@ -139,6 +139,7 @@ static void maybe_free(live *l)
         return;
     strmap_destroy(l->by_mn, free_lout);
     findings_destroy(l->fnd);
+    live_log_close(l->log);
     free(l->outlets);
     free(l->ready);
     free(l);
@@ -198,37 +199,9 @@ static lout *outlet_get(live *l, const char *mn)
 
 /* ---- Device state in the store (live_state.c) ------------------------------------------ */
 
-typedef struct restore_ctx {
-    live *l;
-    size_t n, bad;
-} restore_ctx;
-
-static int restore_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+static lout *get_for_restore(void *arg, const char *mn)
 {
-    restore_ctx *x = arg;
-    char mn[ENGINE_ID_SIZE];
-    lout tmp;
-    if (klen == 0 || klen >= sizeof mn || memchr(key, 0, klen)) {
-        x->bad++;
-        return 0;
-    }
-    memcpy(mn, key, klen);
-    mn[klen] = '\0';
-    memset(&tmp, 0, sizeof tmp);
-    if (live_state_decode(x->l->fnd, val, vlen, &tmp) != 0) {
-        x->bad++;
-        return 0;
-    }
-    lout *o = outlet_get(x->l, mn);
-    if (!o) {
-        fwatch_destroy(tmp.fw);
-        return -ENOMEM;
-    }
-    memcpy(tmp.mn, o->mn, sizeof tmp.mn);
-    fwatch_destroy(o->fw);
-    *o = tmp;
-    x->n++;
-    return 0;
+    return strlen(mn) < ENGINE_ID_SIZE ? outlet_get(arg, mn) : NULL;
 }
 
 /* Reads back every device's state at creation: runs continue where the last committed
@@ -237,40 +210,32 @@ static int restore_one(void *arg, const void *key, size_t klen, const void *val,
 static void restore(live *l)
 {
     judge_ctx c;
-    storage_reader *rd;
+    size_t n, bad;
     if (!l->o.rollup && !l->o.findings)
         return;
     l->ctx_fn(l->ctx_arg, &c);
-    if (!c.st || storage_reader_open(c.st, &rd) != 0)
+    if (!c.st)
         return;
-    restore_ctx x = {l, 0, 0};
-    int rc = storage_kv_scan(rd, LIVE_STATE_TABLE, NULL, 0, restore_one, &x);
-    storage_reader_close(rd);
-    l->persist = rc != -ENOENT; /* a store opened without the table keeps nothing */
-    if (rc != 0 && rc != -ENOENT)
-        engine_log_kv(ENGINE_LOG_ERROR, "device states could not be read", "error",
-                      storage_strerror(rc), NULL);
-    if (x.n || x.bad)
-        engine_logf(ENGINE_LOG_INFO, "device states restored", "count=%zu unreadable=%zu",
-                    x.n, x.bad);
+    int rc = live_log_open(c.st, l->fnd, get_for_restore, l, &l->log, &n, &bad);
+    if (rc != 0 && rc != -ENOENT) /* -ENOENT: a store opened without the table */
+        engine_log_kv(ENGINE_LOG_ERROR, "device states could not be read; not kept",
+                      "error", storage_strerror(rc), NULL);
+    if (n || bad)
+        engine_logf(ENGINE_LOG_INFO, "device states restored", "count=%zu unreadable=%zu", n,
+                    bad);
 }
 
 /* Stages o's state into the batch being built, if it changed: the batch that also holds the
  * data and alerts that changed it. */
 static void save(live *l, const judge_ctx *c, lout *o)
 {
-    uint8_t *buf;
-    size_t len;
-    if (!o->dirty || !l->persist || !c->batch)
+    if (!o->dirty || !l->log || !c->batch)
         return;
-    if (live_state_encode(o, &buf, &len) != 0)
-        return; /* stays dirty: the next change tries again */
-    if (storage_batch_kv_put(c->batch, LIVE_STATE_TABLE, o->mn, strlen(o->mn), buf, len) == 0) {
+    if (live_log_save(l->log, c->batch, o) == 0) { /* else it stays dirty: tried again */
         o->dirty = false;
         o->saved_hour = o->newest_end == INT64_MIN ? INT64_MIN : o->newest_end / 3600;
         l->st.states_saved++;
     }
-    free(buf);
 }
 
 /* ---- Jobs: queued against the batch holding their data, run once it is committed ------- */
@@ -568,11 +533,11 @@ static bool refine_newest(live *l, const judge_ctx *c, lout *o)
 static void on_timer(uv_timer_t *h)
 {
     live *l = h->data;
-    if (l->clock == INT64_MIN)
-        return;
     judge_ctx c;
     l->ctx_fn(l->ctx_arg, &c);
-    if (!c.reg)
+    if (l->log && c.batch)
+        live_log_prune_step(l->log, c.batch, l->outlets, l->noutlets);
+    if (l->clock == INT64_MIN || !c.reg || !l->o.findings)
         return;
     int64_t limit = (int64_t)(l->o.quality.silent_hours * 3600);
     for (size_t i = 0; i < l->noutlets; i++) {
