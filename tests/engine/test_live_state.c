@@ -276,7 +276,9 @@ static void record(void)
     CHECK_EQ_INT(refused, (int)len);
     CHECK_EQ_INT(held, 0);
     buf[4] = 99; /* an unknown version */
-    CHECK_EQ_INT(live_state_decode(f, buf, len, &back), -EBADMSG);
+    lout t;
+    memset(&t, 0, sizeof t);
+    CHECK_EQ_INT(live_state_decode(f, buf, len, &t), -EBADMSG);
     free(buf);
     free(buf2);
     fwatch_destroy(o.fw);
