@@ -170,7 +170,7 @@ static void write_chart_json(resp_writer *o, const char *key, const query_chart_
         *p++ = i ? ',' : '[';
         if (i)
             *p++ = '[';
-        p = put_i64(p, d->ts[i] * 1000);
+        p += resp_format_ms(p, d->ts[i]);
         *p++ = ',';
         p = put_num(p, d->v[i]);
         *p++ = ']';

@@ -736,6 +736,19 @@ int resp_format_i64(char *d, int64_t v)
     return put_u64(d, (uint64_t)v);
 }
 
+int resp_format_ms(char *d, int64_t s)
+{
+    /* Seconds of the years 2001 to 2286 have ten digits: two, eight, then "000". */
+    if (s >= 1000000000 && s < 10000000000) {
+        uint32_t q = (uint32_t)(s / 100000000);
+        memcpy(d, digit_pairs + q * 2, 2);
+        put_tail(d + 2, (uint32_t)(s - (int64_t)q * 100000000), 8);
+        memcpy(d + 10, "000", 3);
+        return 13;
+    }
+    return resp_format_i64(d, s * 1000);
+}
+
 void resp_write_sample(resp_writer *w, int64_t ts, double v)
 {
     /* One reservation and no intermediate copies: replies of thousands of samples spend

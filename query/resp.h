@@ -167,6 +167,10 @@ void resp_write_verbatim(resp_writer *w, const char *fmt, const void *p, size_t 
  * bytes. Returns how many. */
 int resp_format_i64(char *d, int64_t v);
 
+/* Writes seconds s as milliseconds (s * 1000, which must not overflow) as resp_format_i64
+ * does; d needs 20 bytes. */
+int resp_format_ms(char *d, int64_t s);
+
 /* Formats v as resp_write_double does; buf needs 32 bytes. Returns the length. */
 int resp_format_double(double v, char *buf, size_t len);
 

@@ -902,6 +902,22 @@ static int flags_decode(const hdr *h, const sections *sc, uint8_t *out, size_t s
     runs_init(&fl, sc->flags, h->flag_len);
     int filter = col >= 0 && (h->layout & LAYOUT_MASKS);
     size_t k = 0;
+    if (!filter && (h->layout & LAYOUT_FLAGS)) {
+        /* Every point kept: a run at a time rather than a point at a time. */
+        while (k < n) {
+            uint64_t len = get_varint(&fl.r) + 1;
+            uint8_t f = get_u8(&fl.r);
+            if (fl.r.err || len == 0 || len > n - k)
+                return -1;
+            if (stride == 1)
+                memset(out + k, f, len);
+            else
+                for (uint64_t j = 0; j < len; j++)
+                    out[(k + j) * stride] = f;
+            k += len;
+        }
+        return fl.r.p == fl.r.end ? 0 : -1;
+    }
     for (uint32_t i = 0; i < n; i++) {
         uint8_t f = h->layout & LAYOUT_FLAGS ? runs_next(&fl) : h->flag;
         if (filter && !(runs_next(&mk) & (1u << col)))

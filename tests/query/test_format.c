@@ -134,6 +134,23 @@ int main(void)
         }
     }
     CHECK(fok);
+    /* Seconds written as milliseconds, the ten-digit years and beyond. */
+    int mok = 1;
+    for (int i = 0; i < 300000 && mok; i++) {
+        int64_t x = (int64_t)(rnd64() >> (rand() % 64)) % 9000000000000000LL;
+        if (i % 2)
+            x = 999999990 + (int64_t)(rnd64() % 9000000020LL);
+        x *= i % 3 ? 1 : -1;
+        char want[32], got[32];
+        int n = snprintf(want, sizeof want, "%lld", (long long)x * 1000);
+        int m = resp_format_ms(got, x);
+        got[m] = 0;
+        if (n != m || strcmp(want, got) != 0) {
+            mok = 0;
+            printf("# %s written as %s\n", want, got);
+        }
+    }
+    CHECK(mok);
     /* Samples: the timestamp and the value in one go, in both protocols. */
     resp_writer w2, w3;
     resp_writer_init(&w2, 2);
