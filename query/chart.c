@@ -79,33 +79,44 @@ static int push_run(query_run **runs, size_t *n, size_t *cap, query_run r)
     return 0;
 }
 
-/* The M4 buckets of width w from `from` (buckets in time order). */
+/* M4 over buckets of width w from `from`, a bucket at a time: the open bucket, and the
+ * points of those closed so far (at most four each, in pts_ts / pts_v, room for 4 * max). */
 typedef struct m4acc {
-    storage_bucket *b;
-    size_t n, max;
+    storage_bucket cur;   /* the open bucket (when nb > 0) */
+    size_t nb, max;       /* buckets opened so far, and the most there may be */
     int64_t from, w;
-    int64_t end;          /* last second of the current bucket (points come in time order) */
+    int64_t end;          /* last second of the open bucket (points come in time order) */
+    int64_t *pts_ts;
+    double *pts_v;
+    size_t npts;
 } m4acc;
+
+static void m4_close(m4acc *a)
+{
+    if (a->nb)
+        a->npts += (size_t)query_m4_points(&a->cur, a->pts_ts + a->npts, a->pts_v + a->npts);
+}
 
 /* Folds a block of points into the M4 buckets: one bucket start computed per bucket, and
  * per point one comparison of its time and two of its value. */
 static void m4_block(m4acc *a, const int64_t *ts, const double *v, size_t n)
 {
     for (size_t i = 0; i < n;) {
-        if (!a->n || ts[i] > a->end) {
+        if (!a->nb || ts[i] > a->end) {
             int64_t s = a->from + (ts[i] - a->from) / a->w * a->w;
             a->end = s > INT64_MAX - a->w ? INT64_MAX : s + a->w - 1;
-            if (a->n == a->max) { /* cannot happen: max covers [from, to] */
+            if (a->nb == a->max) { /* cannot happen: max covers [from, to] */
                 i++;
                 continue;
             }
-            a->b[a->n++] = (storage_bucket){.start = s, .count = 1, .min = v[i], .max = v[i],
-                                            .first = v[i], .last = v[i], .min_ts = ts[i],
-                                            .max_ts = ts[i], .first_ts = ts[i],
-                                            .last_ts = ts[i]};
+            m4_close(a);
+            a->nb++;
+            a->cur = (storage_bucket){.start = s, .count = 1, .min = v[i], .max = v[i],
+                                      .first = v[i], .last = v[i], .min_ts = ts[i],
+                                      .max_ts = ts[i], .first_ts = ts[i], .last_ts = ts[i]};
             i++;
         }
-        storage_bucket *b = &a->b[a->n - 1];
+        storage_bucket *b = &a->cur;
         double mn = b->min, mx = b->max;
         int64_t mnt = b->min_ts, mxt = b->max_ts, end = a->end;
         size_t j = i;
@@ -278,30 +289,32 @@ int query_chart_compute(storage_reader *r, const engine_registry *reg, storage_s
     }
     d->bucket = w;
     size_t max = (size_t)px + 2;
-    storage_bucket *b = malloc(max * sizeof *b);
+    storage_bucket *b = NULL;
     size_t nb = 0, ecap = 0, icap = 0;
-    int rc = b ? 0 : -ENOMEM;
-    /* Pixels narrower than a chunk window: every chunk is decoded anyway, so one pass over
-     * the points builds the buckets, the exceedances and the invalid runs together. */
-    bool one_pass = w < win;
+    int rc = 0;
+    if (!(d->ts = malloc(4 * max * sizeof *d->ts)) || !(d->v = malloc(4 * max * sizeof *d->v)))
+        rc = -ENOMEM;
     /* Limits apply to hourly and daily values: minute and real-time series show the limit
      * for reference but are not judged (and need not be read point by point). */
     const query_limits *judge = iv == STORAGE_IV_HOUR || iv == STORAGE_IV_DAY ? &d->limits
                                                                               : NULL;
-    if (rc == 0 && one_pass) {
-        m4acc m4 = {b, 0, max, from, w, 0};
-        rc = scan(r, sid, col, judge, from, to, d, &ecap, want_invalid, &icap, &m4);
-        nb = m4.n;
-    } else if (rc == 0) {
-        rc = storage_aggregate(r, sid, col, from, to, w, align, b, max, &nb);
+    /* Pixels narrower than a chunk window: every chunk is decoded anyway, so one pass over
+     * the points builds the M4 points, the exceedances and the invalid runs together,
+     * bucket by bucket. */
+    if (w < win) {
+        m4acc m4 = {.max = max, .from = from, .w = w, .pts_ts = d->ts, .pts_v = d->v};
+        if (rc == 0)
+            rc = scan(r, sid, col, judge, from, to, d, &ecap, want_invalid, &icap, &m4);
+        m4_close(&m4);
+        d->n = m4.npts;
+        goto done;
     }
-    if (rc == 0 && (!(d->ts = malloc(4 * (nb + 1) * sizeof *d->ts)) ||
-                    !(d->v = malloc(4 * (nb + 1) * sizeof *d->v))))
+    if (rc == 0 && !(b = malloc(max * sizeof *b)))
         rc = -ENOMEM;
+    if (rc == 0)
+        rc = storage_aggregate(r, sid, col, from, to, w, align, b, max, &nb);
     for (size_t i = 0; rc == 0 && i < nb; i++)
         d->n += (size_t)query_m4_points(&b[i], d->ts + d->n, d->v + d->n);
-    if (one_pass)
-        goto done;
     if (rc == 0 && want_invalid) {
         rc = scan(r, sid, col, judge, from, to, d, &ecap, true, &icap, NULL);
         goto done;

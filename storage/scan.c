@@ -13,8 +13,8 @@
 #include "chunk.h"
 #include "storage_int.h"
 
-/* Decoding space: parts of up to SCRATCH points (every window of hourly, minute and daily
- * data) fit the first allocation; longer ones grow it. */
+/* Decoding space: on the stack for parts of up to SCRATCH points (every window of hourly,
+ * minute and daily data), malloc'd beyond, so a chart costs no allocation here. */
 #define SCRATCH 2048
 
 typedef struct scan {
@@ -28,15 +28,19 @@ typedef struct scan {
     double *v;
     uint8_t *fl;
     size_t cap;
+    bool heap;               /* the space is malloc'd */
 } scan;
 
 static int reserve(scan *s, size_t n)
 {
     if (n <= s->cap)
         return 0;
-    free(s->ts);
-    free(s->v);
-    free(s->fl);
+    if (s->heap) {
+        free(s->ts);
+        free(s->v);
+        free(s->fl);
+    }
+    s->heap = true;
     s->ts = malloc(n * sizeof *s->ts);
     s->v = malloc(n * sizeof *s->v);
     s->fl = malloc(n);
@@ -142,7 +146,11 @@ int storage_scan_col(storage_reader *r, storage_sid sid, int col, int64_t from, 
         return -EINVAL;
     if (from > to)
         return 0;
-    scan s = {.col = col, .from = from, .to = to, .fn = fn, .arg = arg};
+    int64_t ts_space[SCRATCH];
+    double v_space[SCRATCH];
+    uint8_t fl_space[SCRATCH];
+    scan s = {.col = col, .from = from, .to = to, .fn = fn, .arg = arg, .ts = ts_space,
+              .v = v_space, .fl = fl_space, .cap = SCRATCH};
     MDB_txn *txn;
     bool own;
     storage_point *hp;
@@ -150,10 +158,8 @@ int storage_scan_col(storage_reader *r, storage_sid sid, int col, int64_t from, 
     if (rc)
         return rc;
     s.hp = hp;
-    storage_walk w = {0};
-    rc = reserve(&s, SCRATCH);
-    if (rc == 0)
-        rc = storage__walk_open(&w, r->st, txn, sid, from, to);
+    storage_walk w;
+    rc = storage__walk_open(&w, r->st, txn, sid, from, to);
     MDB_val v;
     while (rc == 0 && (rc = storage__walk_next(&w, &v)) == 1)
         rc = scan_part(&s, &v);
@@ -163,8 +169,10 @@ int storage_scan_col(storage_reader *r, storage_sid sid, int col, int64_t from, 
     if (own)
         mdb_txn_abort(txn);
     free(hp);
-    free(s.ts);
-    free(s.v);
-    free(s.fl);
+    if (s.heap) {
+        free(s.ts);
+        free(s.v);
+        free(s.fl);
+    }
     return rc;
 }

@@ -144,6 +144,21 @@ int main(void)
     CHECK(compare(st, sid, STORAGE_COL_AVG, t0 - 86400 * 10, t0 - 1, &g) && g.n == 0);
     CHECK(compare(st, sid, STORAGE_COL_AVG, t0 + 7200, t0, &g) && g.n == 0 && g.blocks == 0);
 
+    /* Real-time values every second: parts of more points than the decoding space on the
+     * stack holds. */
+    storage_sid rt;
+    CHECK(storage_series_ensure(st, "M2:a21026:rtd", STORAGE_IV_RTD, &rt) == 0);
+    b = storage_batch_create();
+    for (int i = 0; i < 30000; i++) { /* steady values compress to long parts */
+        storage_point p = st_pt(t0 + i, (double)(i / 7000));
+        p.flag = i % 9000 < 50 ? 'M' : 'N';
+        add_ok &= storage_batch_add(b, rt, &p) == 0;
+    }
+    CHECK(storage_write(st, b) == 0 && add_ok);
+    storage_batch_destroy(b);
+    CHECK(compare(st, rt, STORAGE_COL_AVG, INT64_MIN, INT64_MAX, &g) && g.n > 15000);
+    CHECK(compare(st, rt, STORAGE_COL_AVG, t0 + 100, t0 + 25000, &g) && g.n == 24901);
+
     /* The callback's non-zero return stops the scan and is returned; a bad column is
      * refused. */
     storage_reader *r;
