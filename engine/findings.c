@@ -406,6 +406,12 @@ static void put_run(wbuf *b, const frun *r)
     put_u8(b, r->fired);
 }
 
+/* A stored time the engine can do arithmetic on: within +-34,000 years of 1970. */
+static bool time_ok(int64_t t)
+{
+    return t > -(INT64_C(1) << 40) && t < (INT64_C(1) << 40);
+}
+
 static void get_run(rbuf *b, frun *r)
 {
     frun_init(r);
@@ -418,7 +424,8 @@ static void get_run(rbuf *b, frun *r)
     r->ref = get_f64(b);
     r->count = get_u32(b);
     uint8_t fired = get_u8(b);
-    if (present != 1 || fired > 1 || r->last == INT64_MIN || r->start > r->last)
+    if (present != 1 || fired > 1 || !time_ok(r->start) || !time_ok(r->last) ||
+        r->start > r->last)
         b->bad = true;
     r->fired = fired;
 }
@@ -457,6 +464,8 @@ int fwatch_decode(const findings *f, rbuf *b, fwatch **out)
     if (!w)
         return -ENOMEM;
     w->day = (int64_t)get_u64(b);
+    if (w->day != INT64_MIN && !time_ok(w->day))
+        b->bad = true;
     w->day_seen = get_u32(b);
     w->day_bad = get_u32(b);
     get_run(b, &w->flagged);
@@ -499,6 +508,11 @@ bad:
 oom:
     fwatch_destroy(w);
     return -ENOMEM;
+}
+
+bool fwatch_time_ok(int64_t t)
+{
+    return t == INT64_MIN || time_ok(t);
 }
 
 size_t fwatch_codes(const fwatch *w, const char **out, size_t cap)

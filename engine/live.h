@@ -76,6 +76,8 @@ struct wbuf;
 struct rbuf;
 void fwatch_encode(const fwatch *w, struct wbuf *b);
 int fwatch_decode(const findings *f, struct rbuf *b, fwatch **out);
+/* Whether a stored time is INT64_MIN (none) or one the engine can do arithmetic on. */
+bool fwatch_time_ok(int64_t t);
 /* The codes w judges (borrowed while w lives), at most cap of them. */
 size_t fwatch_codes(const fwatch *w, const char **out, size_t cap);
 /* Judges the values of a reported hourly upload of outlet o. */

@@ -77,7 +77,9 @@ int live_state_decode(const findings *f, const void *buf, size_t len, lout *o)
     o->last_min_ts = (int64_t)get_u64(&b);
     o->min_step = (int64_t)get_u64(&b);
     o->ncodes = get_u8(&b);
-    if (o->ncodes > LIVE_MAX_MIN_CODES || o->min_step < 0 || o->min_step > 3600)
+    if (o->ncodes > LIVE_MAX_MIN_CODES || o->min_step < 0 || o->min_step > 3600 ||
+        !fwatch_time_ok(o->newest_end) || !fwatch_time_ok(o->silent_start) ||
+        !fwatch_time_ok(o->open_hour) || !fwatch_time_ok(o->last_min_ts))
         return -EBADMSG;
     for (uint32_t i = 0; i < o->ncodes; i++)
         get_str(&b, o->codes[i], sizeof o->codes[i]);
