@@ -51,6 +51,8 @@ typedef struct hj212_server_stats {
     uint64_t unsupported_cn, ingest_errors, events;
     uint64_t junk_bytes, oversize, len_mismatch;
     uint64_t pulls_sent, pulls_done, pulls_failed, pulls_timed_out, pulls_queued;
+    uint64_t pulls_interrupted;       /* the connection closed first: asked again later */
+    uint64_t pulled_hours, pulled_days; /* records received in answer to a request */
     uint64_t clock_sets;
     uint64_t framers_in_use;
 } hj212_server_stats;

@@ -13,9 +13,13 @@
  * are counted by reason and never acknowledged.
  *
  * Gaps: when a device's hourly uploads skip hours, the missing range is requested back
- * (CN 2061 with BeginTime/EndTime), one request per connection at a time, rate-limited
- * across the server. Idle connections are closed by one sweep timer over a list ordered by
- * last activity, not a timer per connection. */
+ * (CN 2061 with BeginTime/EndTime), and so are the daily records (CN 2031) of days whose last
+ * hour was missed. One request per connection at a time; across the server a token bucket
+ * (max_pulls_per_s) lets a request go as soon as the gap is seen, so a device is asked before
+ * its newer hours pile up, and spreads a crowd of returning devices over seconds. A range seen
+ * while the device's request is in flight waits for it; one whose connection closes before the
+ * answer is asked again when the device is back. Idle connections are closed by one sweep
+ * timer over a list ordered by last activity, not a timer per connection. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +37,7 @@
 #define MAX_AUTH_FAILURES 3
 #define PULL_TIMEOUT_MS (120 * 1000)
 #define PULL_MAX_HOURS (31 * 24)
+#define PULL_MAX_DAYS 31
 #define CLOCK_DRIFT_S 60
 #define CLOCK_SET_EVERY_S 3600
 #define ACK_MAX 160
@@ -99,6 +104,7 @@ struct hj212_server {
     mn_state **pulling;         /* devices with a request in flight */
     size_t npulling, cap_pulling;
     size_t pullq_head, pullq_len, pullq_cap;
+    uint32_t pull_tokens;       /* requests that may go now (refilled by the sweep timer) */
     hj212_packet pkt;           /* scratch: one packet is parsed at a time */
     char readbuf[READ_BUF_LEN];
     int closing_handles;
@@ -248,6 +254,9 @@ static void framer_give(hj212_server *s, conn *c, bool force)
 
 /* ---- Connections --------------------------------------------------------------------- */
 
+static void pulls_interrupt(hj212_server *s, conn *c);
+static void pulls_run(hj212_server *s);
+
 static void conn_free_if_done(conn *c)
 {
     if (c->closing == 2 && c->pending_acks == 0)
@@ -266,6 +275,7 @@ static void conn_close(conn *c, uint64_t *reason)
     if (c->closing)
         return;
     hj212_server *s = c->srv;
+    pulls_interrupt(s, c);
     c->closing = 1;
     if (reason)
         (*reason)++;
@@ -481,21 +491,60 @@ static void queue_pull(hj212_server *s, mn_state *d)
     s->st.pulls_queued++;
 }
 
-/* An hourly upload: remember the newest hour, and queue a request for any hours skipped. */
+/* Adds [begin, end] to a range still to request (one range: what lies between two gaps is
+ * asked again, which costs a few records and no harm), keeping its newest `cap` periods. */
+static void range_add(uint8_t *has, int64_t *rb, int64_t *re, int64_t begin, int64_t end,
+                      int64_t cap)
+{
+    if (*has) {
+        if (*rb < begin)
+            begin = *rb;
+        if (*re > end)
+            end = *re;
+    }
+    if (end - begin > cap)
+        begin = end - cap;
+    *rb = begin;
+    *re = end;
+    *has = 1;
+}
+
+/* The missing hours [begin, end] (DataTimes): request them, and the daily records of the days
+ * whose last hour is among them, since a unit that was away at midnight did not send its
+ * day either (one that keeps no days answers ExeRtn=100). */
+static void note_gap(hj212_server *s, mn_state *d, int64_t begin, int64_t end)
+{
+    range_add(&d->hour_gap, &d->gap_begin, &d->gap_end, begin, end,
+              (int64_t)PULL_MAX_HOURS * 3600);
+    int64_t tz = s->opts.tz_offset_s;
+    int64_t first_end = ((begin + tz) / 86400 + 1) * 86400 - tz; /* next local midnight */
+    int64_t last_end = (end + 3600 + tz) / 86400 * 86400 - tz;    /* last one <= end + 1 h */
+    if (first_end <= last_end)
+        range_add(&d->day_gap, &d->day_begin, &d->day_end, first_end - 86400,
+                  last_end - 86400, (int64_t)PULL_MAX_DAYS * 86400);
+}
+
+/* An hourly upload: remember the newest hour; note any hours skipped and queue a request
+ * (also for ranges left over from an earlier request cut short). */
 static void note_hour(hj212_server *s, mn_state *d, int64_t t)
 {
-    if (d->last_hour != 0 && t > d->last_hour + 3600 && !d->pull_active) {
-        int64_t begin = d->last_hour + 3600, end = t - 3600;
-        if (end - begin > (int64_t)PULL_MAX_HOURS * 3600)
-            begin = end - (int64_t)PULL_MAX_HOURS * 3600;
-        if (!d->pull_queued || begin < d->gap_begin)
-            d->gap_begin = begin;
-        if (!d->pull_queued || end > d->gap_end)
-            d->gap_end = end;
-        queue_pull(s, d);
-    }
+    if (d->last_hour != 0 && t > d->last_hour + 3600)
+        note_gap(s, d, d->last_hour + 3600, t - 3600);
     if (t > d->last_hour)
         d->last_hour = t;
+    if ((d->hour_gap || d->day_gap) && !d->pull_active)
+        queue_pull(s, d);
+}
+
+/* Counts an upload that answers the history request in flight. */
+static void note_pulled(hj212_server *s, mn_state *d, int iv, int64_t t)
+{
+    if (!d->pull_active || t < d->pull_begin || t > d->pull_end)
+        return;
+    if (iv == STORAGE_IV_HOUR && d->pull_cn == 2061)
+        s->st.pulled_hours++;
+    else if (iv == STORAGE_IV_DAY && d->pull_cn == 2031)
+        s->st.pulled_days++;
 }
 
 static void handle_upload(conn *c, mn_state *d, const hj212_packet *p, int iv)
@@ -532,8 +581,12 @@ static void handle_upload(conn *c, mn_state *d, const hj212_packet *p, int iv)
     }
     c->pending_acks++;
     s->st.packets_accepted++;
-    if (iv == STORAGE_IV_HOUR)
+    note_pulled(s, d, iv, p->data_time);
+    if (iv == STORAGE_IV_HOUR) {
         note_hour(s, d, p->data_time);
+        if (d->pull_queued)
+            pulls_run(s);
+    }
 }
 
 static void handle_event(conn *c, const hj212_packet *p, const char *seg, size_t seg_len)
@@ -599,6 +652,7 @@ static void check_clock(conn *c, const hj212_packet *p, mn_state *d, bool asked)
     send_set_time(c, p, d);
 }
 
+/* The request in flight is over; a range noted meanwhile (or left over) goes next. */
 static void pull_finish(hj212_server *s, mn_state *d, uint64_t *counter)
 {
     (*counter)++;
@@ -611,6 +665,30 @@ static void pull_finish(hj212_server *s, mn_state *d, uint64_t *counter)
             s->pulling[i] = s->pulling[--s->npulling];
             break;
         }
+    if (c && !c->closing && (d->hour_gap || d->day_gap))
+        queue_pull(s, d);
+}
+
+/* Connection c is closing: requests in flight on it will get no answer. Their ranges are
+ * asked again once the device is back (its next hourly upload queues them). */
+static void pulls_interrupt(hj212_server *s, conn *c)
+{
+    if (!c->pulling)
+        return;
+    for (size_t i = s->npulling; i > 0; i--) {
+        mn_state *d = s->pulling[i - 1];
+        if (device_conn(s, d) != c)
+            continue;
+        if (d->pull_cn == 2031)
+            range_add(&d->day_gap, &d->day_begin, &d->day_end, d->pull_begin, d->pull_end,
+                      (int64_t)PULL_MAX_DAYS * 86400);
+        else
+            range_add(&d->hour_gap, &d->gap_begin, &d->gap_end, d->pull_begin, d->pull_end,
+                      (int64_t)PULL_MAX_HOURS * 3600);
+        c->closing = 1; /* so pull_finish does not queue it on this connection */
+        pull_finish(s, d, &s->st.pulls_interrupted);
+        c->closing = 0;
+    }
 }
 
 static bool pull_track(hj212_server *s, mn_state *d)
@@ -627,43 +705,62 @@ static bool pull_track(hj212_server *s, mn_state *d)
     return true;
 }
 
-/* Sends the next queued history requests, within the rate limit. Called by the timer. */
-static void pulls_run(hj212_server *s, uint32_t budget)
+/* Sends device d's next request on c: its missing hours first, then its missing days. */
+static bool pull_send(hj212_server *s, conn *c, mn_state *d)
 {
-    while (budget > 0 && s->pullq_len > 0) {
+    char qn[18], out[512];
+    size_t len;
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    int64_t ms = tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    if (ms <= d->pull_qn_ms)
+        ms = d->pull_qn_ms + 1;
+    hj212_qn_format(ms, s->opts.tz_offset_s, qn);
+    bool hours = d->hour_gap;
+    int64_t begin = hours ? d->gap_begin : d->day_begin, end = hours ? d->gap_end : d->day_end;
+    hj212_head h = {.qn = qn, .st = d->st, .cn = hours ? 2061 : 2031, .pw = d->pw,
+                    .mn = d->mn, .flag = 4 | HJ212_FLAG_A};
+    if (hj212_format_history_request(&h, begin, end, s->opts.tz_offset_s, out, sizeof out,
+                                     &len) != 0 ||
+        !pull_track(s, d))
+        return false;
+    if (hours)
+        d->hour_gap = 0;
+    else
+        d->day_gap = 0;
+    d->pull_cn = (uint16_t)h.cn;
+    d->pull_begin = begin;
+    d->pull_end = end;
+    d->pull_qn_ms = ms;
+    d->pull_active = 1;
+    d->pull_sent_ms = now_ms(s);
+    c->pulling = 1;
+    conn_send(c, out, len);
+    s->st.pulls_sent++;
+    return true;
+}
+
+/* Sends the next queued history requests while tokens last (the rate limit), one in flight
+ * per connection: a device whose connection is busy with another device's request waits in
+ * the queue without holding up the others. Called when a request is queued (so a device back
+ * from an outage is asked at once, before its newer hours pile up) and by the timer, which
+ * refills the tokens. */
+static void pulls_run(hj212_server *s)
+{
+    for (size_t n = s->pullq_len; n > 0 && s->pull_tokens > 0 && s->pullq_len > 0; n--) {
         mn_state *d = s->pullq[s->pullq_head];
         s->pullq_head = (s->pullq_head + 1) % s->pullq_cap;
         s->pullq_len--;
         d->pull_queued = 0;
         conn *c = device_conn(s, d);
-        if (!c || c->closing || c->pulling) {
-            if (c && !c->closing)
-                queue_pull(s, d); /* busy with another device's pull: later */
-            if (c && c->pulling)
-                break;
+        if (!c || c->closing || d->pull_active || !(d->hour_gap || d->day_gap))
+            continue; /* gone (asked again when back), busy, or nothing left */
+        if (c->pulling) {
+            queue_pull(s, d); /* its connection carries another device's request: later */
             continue;
         }
-        char qn[18], out[512];
-        size_t len;
-        uv_timeval64_t tv;
-        uv_gettimeofday(&tv);
-        int64_t ms = tv.tv_sec * 1000 + tv.tv_usec / 1000;
-        if (ms <= d->pull_qn_ms)
-            ms = d->pull_qn_ms + 1;
-        hj212_qn_format(ms, s->opts.tz_offset_s, qn);
-        hj212_head h = {.qn = qn, .st = d->st, .cn = 2061, .pw = d->pw, .mn = d->mn,
-                        .flag = 4 | HJ212_FLAG_A};
-        if (hj212_format_history_request(&h, d->gap_begin, d->gap_end, s->opts.tz_offset_s,
-                                         out, sizeof out, &len) != 0 ||
-            !pull_track(s, d))
-            continue;
-        d->pull_qn_ms = ms;
-        d->pull_active = 1;
-        d->pull_sent_ms = now_ms(s);
-        c->pulling = 1;
-        conn_send(c, out, len);
-        s->st.pulls_sent++;
-        budget--;
+        if (pull_send(s, c, d))
+            s->pull_tokens--;
     }
 }
 
@@ -677,6 +774,8 @@ static void handle_answer(hj212_server *s, mn_state *d, const hj212_packet *p)
     else if (p->cn == 9012)
         pull_finish(s, d, p->exe_rtn == 1 || p->exe_rtn == 100 ? &s->st.pulls_done
                                                                  : &s->st.pulls_failed);
+    if (s->pullq_len)
+        pulls_run(s); /* the next range of this device, or another device's turn */
 }
 
 /* ---- Packets ----------------------------------------------------------------------------- */
@@ -894,7 +993,13 @@ static void on_sweep(uv_timer_t *t)
     for (size_t i = s->npulling; i > 0; i--)
         if (now - s->pulling[i - 1]->pull_sent_ms > PULL_TIMEOUT_MS)
             pull_finish(s, s->pulling[i - 1], &s->st.pulls_timed_out);
-    pulls_run(s, s->opts.max_pulls_per_s / 10 ? s->opts.max_pulls_per_s / 10 : 1);
+    /* A token bucket: max_pulls_per_s a second on average (a tenth every 100 ms), and as
+     * many at once after a quiet second, for a burst of devices back from one outage. */
+    uint32_t refill = s->opts.max_pulls_per_s / 10 ? s->opts.max_pulls_per_s / 10 : 1;
+    s->pull_tokens = s->pull_tokens + refill < s->opts.max_pulls_per_s
+                         ? s->pull_tokens + refill
+                         : s->opts.max_pulls_per_s;
+    pulls_run(s);
 }
 
 /* ---- Life cycle ------------------------------------------------------------------------ */
@@ -940,6 +1045,7 @@ int hj212_server_start(uv_loop_t *loop, engine *e, const hj212_server_options *o
         s->opts.idle_timeout_s = 900;
     if (!s->opts.max_pulls_per_s)
         s->opts.max_pulls_per_s = 50;
+    s->pull_tokens = s->opts.max_pulls_per_s;
     int rc = mn_table_create(&s->devices);
     if (rc != 0) {
         free(s);

@@ -13,12 +13,16 @@ typedef struct mn_state {
     uint32_t conn_slot;         /* the connection that last carried it, as a slot and */
     uint32_t conn_gen;          /* generation in the server's connection table; 0: none */
     int64_t last_hour;          /* newest hourly DataTime seen (UTC), 0: none */
-    int64_t gap_begin, gap_end; /* hours to request back, inclusive */
+    int64_t gap_begin, gap_end; /* hours still to request back, inclusive (if hour_gap) */
+    int64_t day_begin, day_end; /* days still to request back, inclusive (if day_gap) */
+    int64_t pull_begin, pull_end; /* the range of the request in flight */
     int64_t last_clock_set;     /* when we last sent it 1012 (UTC seconds) */
     int64_t pull_qn_ms;         /* the QN of the history request in flight */
     uint64_t pull_sent_ms;      /* loop time it was sent */
     int st;                     /* its system code (31 gas, 32 water ...) */
+    uint16_t pull_cn;           /* 2061 or 2031: what the request in flight asks for */
     uint8_t pull_queued, pull_active;
+    uint8_t hour_gap, day_gap;  /* ranges waiting to be requested */
 } mn_state;
 
 typedef struct mn_table mn_table;

@@ -10,6 +10,12 @@
  * reopened, merged into another, retracted. Matching old to new by overlap keeps ids stable
  * across all of these; engine_episode_id documents how an id is chosen.
  *
+ * Missing periods that may still come (late_wait): a device back from an outage sends its
+ * current hour at once, and the hours it missed only when the platform asks for them. Until
+ * they come, an exceedance on both sides of the hole is one episode (not a second alert that
+ * a merge retracts), and an episode with a hole inside it or right before its start is not
+ * reported closed (its start, end and peak may still change), so it resolves once, complete.
+ *
  * Memory per detector is a few hundred bytes plus 32 bytes per period in the horizon.
  */
 #include <errno.h>
@@ -187,7 +193,8 @@ static uint8_t judge(const engine_detector *d, const engine_period *p)
 
 /* Whether the periods after end close the episode: a valid period at or under the limit
  * within the bridge window, or every period of the window seen (none exceeding, or it would
- * belong to the episode). */
+ * belong to the episode), or, with late_wait, the window given up for missing (newer
+ * periods have come and the wait for the window's last period is over). */
 static bool closed_after(const engine_detector *d, int64_t end)
 {
     int64_t window = (int64_t)(d->o.max_bridge + 1) * d->step;
@@ -197,7 +204,22 @@ static bool closed_after(const engine_detector *d, int64_t end)
             return true;
         seen++;
     }
-    return seen >= d->o.max_bridge + 1;
+    if (seen >= d->o.max_bridge + 1)
+        return true;
+    return d->o.late_wait > 0 &&
+           d->newest >= end + window + (int64_t)d->o.late_wait * d->step;
+}
+
+/* Whether record i follows a hole (periods with no record after the record before it) that
+ * late data may still fill: its last missing period is less than late_wait periods behind
+ * the newest period seen. */
+static bool hole_before(const engine_detector *d, size_t i)
+{
+    if (d->o.late_wait == 0 || i == 0)
+        return false;
+    int64_t last_missing = d->recs[i].ts - d->step;
+    return d->recs[i - 1].ts < last_missing &&
+           d->newest < last_missing + (int64_t)d->o.late_wait * d->step;
 }
 
 /* Recomputes the episodes from the records into d->next; returns their number. */
@@ -206,6 +228,7 @@ static size_t segment(const engine_detector *d)
     int64_t window = (int64_t)(d->o.max_bridge + 1) * d->step;
     size_t n = 0;
     bool broken = true; /* a valid period under the limit since the last exceedance */
+    bool unsure = false; /* the current episode has a hole inside or right before it */
     for (size_t i = 0; i < d->nrec; i++) {
         const rec *r = &d->recs[i];
         if (r->state == REC_BELOW)
@@ -213,11 +236,19 @@ static size_t segment(const engine_detector *d)
         if (r->state != REC_EXCEED)
             continue;
         engine_episode *e = n ? &d->next[n - 1] : NULL;
-        if (!e || broken || r->ts - e->end > window) {
+        bool hole = hole_before(d, i);
+        /* Across nothing but a hole, the episode goes on (until the hole is given up). */
+        bool bridged = e && !broken && hole && d->recs[i - 1].ts == e->end;
+        if (!e || broken || (r->ts - e->end > window && !bridged)) {
+            if (e)
+                e->closed = !unsure && closed_after(d, e->end);
             e = &d->next[n++];
             memset(e, 0, sizeof *e);
             e->start = r->ts;
             e->peak_multiple = -INFINITY;
+            unsure = hole;
+        } else if (bridged) {
+            unsure = true;
         }
         double m = (r->value - r->limit) / r->limit;
         if (m > e->peak_multiple) {
@@ -230,8 +261,8 @@ static size_t segment(const engine_detector *d)
         e->count++;
         broken = false;
     }
-    for (size_t k = 0; k < n; k++)
-        d->next[k].closed = closed_after(d, d->next[k].end);
+    if (n)
+        d->next[n - 1].closed = !unsure && closed_after(d, d->next[n - 1].end);
     return n;
 }
 
@@ -383,19 +414,22 @@ int engine_detector_feed(engine_detector *d, const engine_period *p, engine_epis
 /* ---- State as bytes --------------------------------------------------------------------- */
 
 #define DET_MAGIC "PLDT"
-#define DET_VERSION 1u
+#define DET_VERSION 1u      /* late_wait 0 */
+#define DET_VERSION_LATE 2u /* adds late_wait after the horizon */
 
 int engine_detector_encode(const engine_detector *d, uint8_t **out, size_t *len)
 {
     wbuf w = {0};
     put(&w, DET_MAGIC, 4);
-    put_u64(&w, DET_VERSION);
+    put_u64(&w, d->o.late_wait ? DET_VERSION_LATE : DET_VERSION);
     put_str(&w, d->series);
     put_str(&w, d->pollutant);
     uint8_t head[4] = {(uint8_t)d->kind, d->any, d->o.t_valid, d->o.none_is_normal};
     put(&w, head, 4);
     put_u64(&w, d->o.max_bridge);
     put_u64(&w, d->o.horizon);
+    if (d->o.late_wait)
+        put_u64(&w, d->o.late_wait);
     put_u64(&w, (uint64_t)d->newest);
     put_u64(&w, (uint64_t)d->cutoff);
     put_u64(&w, d->too_late);
@@ -475,7 +509,9 @@ int engine_detector_decode(const uint8_t *buf, size_t len, engine_detector **out
     engine_detector *d = NULL;
     int rc = -EBADMSG;
     const uint8_t *magic = take(&b, 4);
-    if (!magic || memcmp(magic, DET_MAGIC, 4) != 0 || get_u64(&b) != DET_VERSION)
+    uint64_t version = magic ? get_u64(&b) : 0;
+    if (!magic || memcmp(magic, DET_MAGIC, 4) != 0 ||
+        (version != DET_VERSION && version != DET_VERSION_LATE))
         goto fail;
     get_str(&b, series, 64);
     get_str(&b, pollutant, 64);
@@ -483,9 +519,12 @@ int engine_detector_decode(const uint8_t *buf, size_t len, engine_detector **out
     engine_detector_opts o;
     engine_detector_opts_init(&o);
     uint64_t bridge = get_u64(&b), horizon = get_u64(&b);
+    uint64_t late_wait = version == DET_VERSION_LATE ? get_u64(&b) : 0;
     if (b.bad || head[1] > 1 || head[2] > 1 || head[3] > 1 || bridge > UINT32_MAX ||
-        horizon == 0 || horizon > UINT32_MAX)
+        horizon == 0 || horizon > UINT32_MAX ||
+        (version == DET_VERSION_LATE && (late_wait == 0 || late_wait > UINT32_MAX)))
         goto fail;
+    o.late_wait = (uint32_t)late_wait;
     o.t_valid = head[2];
     o.none_is_normal = head[3];
     o.max_bridge = (uint32_t)bridge;

@@ -557,6 +557,14 @@ typedef struct engine_detector_opts {
     uint32_t horizon;      /* periods kept behind the newest period seen (default 744: 31
                               days of hours); data older than that is ignored and counted,
                               episodes ending before it are final and forgotten */
+    uint32_t late_wait;    /* periods to wait for missing periods to arrive late (a history
+                              pull), counted from the last missing one; default 0: never.
+                              While waited for, a hole (periods with nothing received, between
+                              two received ones) inside an episode's run of exceedance periods
+                              does not break it, and one right before its first period or
+                              inside it keeps it from being reported closed, so the episode
+                              closes once, with the start, end and peak the late periods give.
+                              Once the wait is over a hole counts as missing (see max_bridge). */
 } engine_detector_opts;
 
 void engine_detector_opts_init(engine_detector_opts *o);

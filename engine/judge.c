@@ -25,6 +25,8 @@
 
 #define O2_CODE "a19001"
 #define HORIZON 168 /* periods a detector keeps: a week of hours, 24 weeks of days */
+#define LATE_WAIT_HOURS 24
+#define LATE_WAIT_DAYS 3
 
 struct judge {
     strmap *detectors; /* "MN|code|kind" -> engine_detector */
@@ -235,6 +237,9 @@ static engine_detector *detector_for(judge *j, const judge_ctx *c, const engine_
     engine_detector_opts opts;
     engine_detector_opts_init(&opts);
     opts.horizon = HORIZON;
+    /* Hours a unit missed come back when the HJ 212 server asks for them, within seconds
+     * of its return; wait a day of hours (3 days of days) before taking them as lost. */
+    opts.late_wait = kind == ENGINE_PERIOD_DAY ? LATE_WAIT_DAYS : LATE_WAIT_HOURS;
     char series[160];
     engine_series_key(o->mn, code, iv_of_kind(kind), series, sizeof series);
     if (engine_detector_create(series, code, kind, &opts, &d) != 0)

@@ -46,6 +46,8 @@ static void sim_usage(FILE *f)
             "                      shares of units with those habits (0-1)\n"
             "  --rate-exceed X, --rate-flat X, --rate-gap X, --rate-off X, --rate-fault X,\n"
             "  --rate-maint X      events per outlet and day\n"
+            "  --gap-exceed X      share of exceedance episodes a further gap hides in part\n"
+            "                      (their hours come back by history request; default 0)\n"
             "  --no-calibration    no nightly calibration\n"
             "  --quiet             no progress lines on stderr\n\n"
             "Modbus TCP (instead of --connect): each outlet is a device behind a gateway\n"
@@ -101,7 +103,7 @@ enum {
     O_FAC = 1, O_SEED, O_START, O_DAYS, O_HOURS, O_MIN, O_RTD, O_CONNECT, O_SPEED, O_DIRECT, O_FW,
     O_WINDOW, O_ACKTO, O_LINGER, O_REG, O_TRUTH, O_PRINT, O_S2005, O_SMODBUS, O_SNOACK,
     O_REXC, O_RFLAT, O_RGAP, O_ROFF, O_RFAULT, O_RMAINT, O_NOCAL, O_QUIET, O_MB, O_MBDEV,
-    O_MBUNITS, O_MBORDER, O_MBDEAD, O_MBMIS, O_MBCFG, O_MBIV, O_MBFOR, O_HTTP
+    O_MBUNITS, O_MBORDER, O_MBDEAD, O_MBMIS, O_MBCFG, O_MBIV, O_MBFOR, O_HTTP, O_GAPEXC
 };
 
 int cmd_sim(int argc, char **argv)
@@ -117,6 +119,7 @@ int cmd_sim(int argc, char **argv)
         {"share-noack", 1, 0, O_SNOACK}, {"rate-exceed", 1, 0, O_REXC},
         {"rate-flat", 1, 0, O_RFLAT}, {"rate-gap", 1, 0, O_RGAP}, {"rate-off", 1, 0, O_ROFF},
         {"rate-fault", 1, 0, O_RFAULT}, {"rate-maint", 1, 0, O_RMAINT},
+        {"gap-exceed", 1, 0, O_GAPEXC},
         {"no-calibration", 0, 0, O_NOCAL}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
         {"modbus", 1, 0, O_MB}, {"modbus-devices", 1, 0, O_MBDEV},
         {"modbus-units", 1, 0, O_MBUNITS}, {"modbus-order", 1, 0, O_MBORDER},
@@ -163,6 +166,7 @@ int cmd_sim(int argc, char **argv)
         case O_REXC: so.rate_exceed = num_arg(o, optarg, 0, 10); break;
         case O_RFLAT: so.rate_flat = num_arg(o, optarg, 0, 10); break;
         case O_RGAP: so.rate_gap = num_arg(o, optarg, 0, 10); break;
+        case O_GAPEXC: so.share_gap_exceed = num_arg(o, optarg, 0, 1); break;
         case O_ROFF: so.rate_off = num_arg(o, optarg, 0, 10); break;
         case O_RFAULT: so.rate_fault = num_arg(o, optarg, 0, 10); break;
         case O_RMAINT: so.rate_maint = num_arg(o, optarg, 0, 10); break;

@@ -93,11 +93,16 @@ static void hj212_metrics(const hj212_server_stats *h, query_metrics *m)
     one(m, "plume_hj212_events_total", C, "Device events kept (2021/2041/2081/3020).",
         (double)h->events);
     query_metrics_family(m, "plume_hj212_history_pulls_total", C,
-                         "History requests (2061) for gaps, by outcome.");
+                         "History requests (2061, 2031) for gaps, by outcome.");
     query_metrics_add(m, "result", "sent", (double)h->pulls_sent);
     query_metrics_add(m, "result", "done", (double)h->pulls_done);
     query_metrics_add(m, "result", "failed", (double)h->pulls_failed);
     query_metrics_add(m, "result", "timed_out", (double)h->pulls_timed_out);
+    query_metrics_add(m, "result", "interrupted", (double)h->pulls_interrupted);
+    query_metrics_family(m, "plume_hj212_history_records_total", C,
+                         "Records received in answer to history requests, by period.");
+    query_metrics_add(m, "period", "hour", (double)h->pulled_hours);
+    query_metrics_add(m, "period", "day", (double)h->pulled_days);
     one(m, "plume_hj212_history_pulls_queued", G, "History requests waiting their turn.",
         (double)h->pulls_queued);
     one(m, "plume_hj212_clock_sets_total", C, "Device clocks set (1012).",

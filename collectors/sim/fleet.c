@@ -343,6 +343,56 @@ static bool place(sim_rng *g, const sim_options *opt, sim_event *ev, uint32_t n,
     return false;
 }
 
+/* Whether [s, e) comes within the margin of one of the gaps among ev[0..n). */
+static bool near_gap(const sim_event *ev, uint32_t n, int64_t s, int64_t e)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (ev[i].type == SIM_EV_GAP && s < ev[i].end + EV_MARGIN && ev[i].start < e + EV_MARGIN)
+            return true;
+    return false;
+}
+
+/* Gaps that hide part of an exceedance episode (a share of them, drawn from a stream of its
+ * own so the other events stay as they were): the hours (or the day's record) arrive only
+ * when the platform asks for them back. An hourly episode loses a run of its hours, with up
+ * to 2 h either side, so the gap can hide its start, its middle, its end or all of it; a daily
+ * one loses the day's record (due at the next midnight) and up to 3 h of hours before it.
+ * Hidden gaps overlap only the episode they hide (the margin keeps them clear of other
+ * events), and end 2 h before the run does, so the unit is back to be asked. */
+static uint32_t hide_exceedances(const sim_options *opt, const sim_outlet *o, sim_event *ev,
+                                 uint32_t n, uint32_t cap)
+{
+    if (opt->share_gap_exceed <= 0)
+        return n;
+    sim_rng g = {o->key ^ 0x6a95c0ffeeull};
+    int64_t run_end = opt->start + (int64_t)opt->days * 86400;
+    uint32_t nev = n;
+    for (uint32_t i = 0; i < nev && n < cap; i++) {
+        const sim_event *x = &ev[i];
+        if (x->type != SIM_EV_EXCEED || !sim_chance(sim_next(&g), opt->share_gap_exceed))
+            continue;
+        int64_t s, e;
+        if (x->daily) {
+            s = x->end - 3600 * sim_between(&g, 0, 3);
+            e = x->end + 3600 * sim_between(&g, 1, 2);
+        } else {
+            /* Hours of the episode are due at start + 1 h ... end: hide due ticks a..b. */
+            int64_t h = (x->end - x->start) / 3600;
+            int64_t a = sim_between(&g, 1, h), b = sim_between(&g, a, h);
+            s = x->start + 3600 * (a - sim_between(&g, 0, 2));
+            e = x->start + 3600 * (b + 1 + sim_between(&g, 0, 1));
+        }
+        if (s < opt->start + 2 * 3600 || e > run_end - EV_MARGIN || near_gap(ev, n, s, e))
+            continue;
+        sim_event *gap = &ev[n++];
+        memset(gap, 0, sizeof *gap);
+        gap->start = s;
+        gap->end = e;
+        gap->type = SIM_EV_GAP;
+    }
+    return n;
+}
+
 static int cmp_event(const void *a, const void *b)
 {
     const sim_event *x = a, *y = b;
@@ -402,6 +452,7 @@ static uint32_t make_events(const sim_options *opt, const sim_outlet *o, sim_eve
                 ev[n++] = e;
         }
     }
+    n = hide_exceedances(opt, o, ev, n, cap);
     qsort(ev, n, sizeof *ev, cmp_event);
     return n;
 }

@@ -138,23 +138,30 @@ static int64_t wander(const sig *c, int slot, int64_t t)
     return c->wa[slot] + (c->wb[slot] - c->wa[slot]) * (t - c->hour) / 3600;
 }
 
-/* The event in force at t, or NULL. */
-static const sim_event *event_at(const sim_fleet *f, const sim_outlet *o, int64_t t)
+/* The event in force at t of the gaps (gaps) or of the others, or NULL. Events of each
+ * group never overlap; a gap may overlap an exceedance it hides. */
+static const sim_event *event_at_of(const sim_fleet *f, const sim_outlet *o, int64_t t,
+                                    bool gaps)
 {
     for (uint32_t i = 0; i < o->nevents; i++) {
         const sim_event *e = &f->ev[o->first_event + i];
         if (t < e->start)
             break;
-        if (t < e->end)
+        if (t < e->end && (e->type == SIM_EV_GAP) == gaps)
             return e;
     }
     return NULL;
 }
 
+/* The event that shapes the values at t (gaps change what is sent, not the values). */
+static const sim_event *event_at(const sim_fleet *f, const sim_outlet *o, int64_t t)
+{
+    return event_at_of(f, o, t, false);
+}
+
 bool sim_outlet_offline(const sim_fleet *f, uint32_t outlet, int64_t t)
 {
-    const sim_event *e = event_at(f, &f->out[outlet], t);
-    return e && e->type == SIM_EV_GAP;
+    return event_at_of(f, &f->out[outlet], t, true) != NULL;
 }
 
 typedef struct minute {

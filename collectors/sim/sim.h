@@ -52,6 +52,8 @@ typedef struct sim_options {
     double rate_exceed;     /* exceedance episodes */
     double rate_flat;       /* flat lines (>= 24 h of identical values while running) */
     double rate_gap;        /* hours the unit does not send (connection down) */
+    double share_gap_exceed; /* share of exceedance episodes a further gap hides in part
+                                (the only events that overlap another); 0: none */
     bool calibration;       /* nightly calibration of gas analyzers: flag C */
 } sim_options;
 
@@ -262,6 +264,7 @@ struct sim_wire_stats {
     uint64_t sent, bytes, acked, noack, missing, failed, unsent, late_acks;
     uint64_t history_requests, history_records, clock_requests, unknown_requests;
     uint64_t bad_frames;
+    uint64_t answers_dropped; /* answers to platform requests with no room to go out */
     double ack_p50_ms, ack_p99_ms, ack_max_ms;
     double connect_s;        /* real seconds to make the first connections (before the clock) */
     double tick_max_s;       /* speed 0: the longest a period's uploads took to be answered */

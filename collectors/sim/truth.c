@@ -154,7 +154,7 @@ int sim_truth_write(const sim_fleet *f, FILE *out)
                 put_time(out, "start", e->start);
                 put_time(out, "end", e->end);
                 put_time(out, "hours_from", e->start - 3600);
-                put_time(out, "hours_to", e->end - 3600);
+                put_time(out, "hours_to", e->end - 7200);
                 int64_t d = sim_local_day(e->end - 1);
                 if (d >= e->start && d > f->opt.start)
                     put_time(out, "missing_day", d - 86400);

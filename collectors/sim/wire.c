@@ -213,7 +213,11 @@ static bool room(const conn *c) { return c->out_cap - c->out_len >= SIM_PACKET_M
 static void put_answer(conn *c, uint32_t d, const char *qn, int cn, const char *cp)
 {
     if (!room(c))
+        flush(c); /* several requests in one read: make room rather than drop an answer */
+    if (!room(c)) {
+        c->w->st.answers_dropped++;
         return;
+    }
     const sim_outlet *o = sim_fleet_outlet(c->w->f, d);
     char *seg = c->out + c->out_len + 6;
     int n = snprintf(seg, SIM_PACKET_MAX - 16, "QN=%s;ST=91;CN=%d;PW=%s;MN=%s;Flag=4;CP=&&%s&&",
@@ -1012,14 +1016,15 @@ int sim_wire_stats_format(const sim_wire_stats *s, char *buf, size_t cap)
                      ",\"disconnects\":%" PRIu64 ",\"drops\":%" PRIu64
                      ",\"history_requests\":%" PRIu64 ",\"history_records\":%" PRIu64
                      ",\"clock_requests\":%" PRIu64 ",\"unknown_requests\":%" PRIu64
-                     ",\"bad_frames\":%" PRIu64 ",\"ack_p50_ms\":%.3f,\"ack_p99_ms\":%.3f"
+                     ",\"bad_frames\":%" PRIu64 ",\"answers_dropped\":%" PRIu64
+                     ",\"ack_p50_ms\":%.3f,\"ack_p99_ms\":%.3f"
                      ",\"ack_max_ms\":%.3f,\"connect_s\":%.3f,\"tick_max_s\":%.3f"
                      ",\"tick_last_s\":%.3f,\"elapsed_s\":%.3f,\"rate\":%.1f"
                      ",\"sim_end\":%" PRId64 "}",
                      s->sent, s->bytes, s->acked, s->noack, s->missing, s->failed, s->late_acks,
                      s->unsent, s->connects, s->connect_failures, s->disconnects, s->drops,
                      s->history_requests, s->history_records, s->clock_requests,
-                     s->unknown_requests, s->bad_frames, s->ack_p50_ms, s->ack_p99_ms,
+                     s->unknown_requests, s->bad_frames, s->answers_dropped, s->ack_p50_ms, s->ack_p99_ms,
                      s->ack_max_ms, s->connect_s, s->tick_max_s, s->tick_last_s, s->elapsed_s,
                      s->rate, s->sim_end);
     return n < 0 || (size_t)n >= cap ? -ERANGE : n;

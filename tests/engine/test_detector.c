@@ -1,6 +1,7 @@
 /* Exceedance episodes: the limit edge, invalid flags, invalid hours inside an episode (both
  * policies), late data that extends, merges, splits and retracts episodes with stable ids,
- * limits that change over time (from the registry), daily periods, and the horizon. */
+ * hours missed in an outage and pulled back later (late_wait), limits that change over time
+ * (from the registry), daily periods, the horizon, and the state as bytes. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -212,6 +213,125 @@ static void test_late(void)
 
 /* A new episode that would take the id of a live one (whose start moved away from its
  * anchor) gets the next generation of that id. */
+static engine_detector *mk_late(uint32_t late_wait)
+{
+    engine_detector_opts o;
+    engine_detector_opts_init(&o);
+    o.late_wait = late_wait;
+    engine_detector *d = NULL;
+    engine_detector_create("010000A8900016F000169DC0", "a21026", ENGINE_PERIOD_HOUR, &o, &d);
+    return d;
+}
+
+/* A unit away for some hours sends its current hour when it is back, and the missed hours
+ * only when asked: the episode they belong to must open once and close once, complete. */
+static void test_outage(void)
+{
+    /* The outage hides the episode's start: hours 3-5 missing, 5 exceeds. */
+    engine_detector *d = mk_late(24);
+    CHECK_EQ_STR(hour(d, 2, 50), "");
+    CHECK_EQ_STR(hour(d, 6, 150), "O"); /* back: fires with what is known */
+    uint64_t id = lg.ev[0].ep.id;
+    CHECK_EQ_STR(hour(d, 7, 50), ""); /* under the limit, but hour 5 may still come */
+    CHECK_EQ_STR(hour(d, 3, 50), "");
+    CHECK_EQ_STR(hour(d, 4, 50), "");
+    CHECK_EQ_STR(hour(d, 5, 180), "GC"); /* complete: start 5, peak 180, closed once */
+    CHECK_EQ_INT(lg.ev[1].ep.id, id);
+    CHECK_EQ_INT(lg.ev[1].ep.start, HR(5));
+    CHECK_EQ_INT(lg.ev[1].ep.end, HR(6));
+    CHECK(lg.ev[1].ep.peak_value == 180);
+    engine_detector_destroy(d);
+
+    /* The outage is inside the episode: one episode across it, never a second alert. */
+    d = mk_late(24);
+    CHECK_EQ_STR(hour(d, 0, 50), "");
+    CHECK_EQ_STR(hour(d, 1, 150), "O");
+    id = lg.ev[0].ep.id;
+    CHECK_EQ_STR(hour(d, 2, 150), "E");
+    CHECK_EQ_STR(hour(d, 5, 160), "E"); /* hours 3-4 missing: still the same episode */
+    CHECK_EQ_STR(hour(d, 6, 50), "");   /* not closed while the hole may fill */
+    CHECK_EQ_STR(hour(d, 3, 170), "G");
+    CHECK_EQ_STR(hour(d, 4, 170), "GC");
+    CHECK_EQ_INT(lg.ev[1].ep.id, id);
+    CHECK_EQ_INT(lg.ev[1].ep.start, HR(1));
+    CHECK_EQ_INT(lg.ev[1].ep.end, HR(5));
+    CHECK_EQ_INT(lg.ev[1].ep.count, 5);
+    engine_detector_destroy(d);
+
+    /* The hole fills with hours under the limit: two episodes, each once. */
+    d = mk_late(24);
+    CHECK_EQ_STR(hour(d, 0, 50), "");
+    CHECK_EQ_STR(hour(d, 1, 150), "O");
+    id = lg.ev[0].ep.id;
+    CHECK_EQ_STR(hour(d, 5, 160), "E");
+    CHECK_EQ_STR(hour(d, 6, 50), "");
+    CHECK_EQ_STR(hour(d, 2, 50), "GCO"); /* 1 closes; 5 is an episode of its own */
+    CHECK_EQ_INT(lg.ev[0].ep.id, id);
+    CHECK_EQ_INT(lg.ev[0].ep.end, HR(1));
+    CHECK_EQ_INT(lg.ev[2].ep.start, HR(5));
+    CHECK(lg.ev[2].ep.id != id);
+    CHECK(!lg.ev[2].ep.closed); /* hours 3-4 may still come */
+    CHECK_EQ_STR(hour(d, 3, 50), "");
+    CHECK_EQ_STR(hour(d, 4, 50), "C");
+    engine_detector_destroy(d);
+
+    /* The outage hides the episode's end: it stays open until the hours come. */
+    d = mk_late(24);
+    CHECK_EQ_STR(hour(d, 0, 150), "O");
+    CHECK_EQ_STR(hour(d, 4, 50), "");
+    CHECK_EQ_STR(hour(d, 1, 150), "E");
+    CHECK_EQ_STR(hour(d, 2, 50), "C");
+    CHECK_EQ_STR(hour(d, 3, 50), "");
+    engine_detector_destroy(d);
+
+    /* Hours that never come: after late_wait hours the hole counts as missing, which ends
+     * an episode (max_bridge 0), so the part after it is an episode of its own. */
+    d = mk_late(3);
+    CHECK_EQ_STR(hour(d, 0, 50), "");
+    CHECK_EQ_STR(hour(d, 1, 150), "O");
+    id = lg.ev[0].ep.id;
+    CHECK_EQ_STR(hour(d, 4, 150), "E");
+    CHECK_EQ_STR(hour(d, 5, 50), "");
+    CHECK_EQ_STR(hour(d, 6, 50), "GCOC"); /* hour 3 is now 3 hours behind: given up */
+    CHECK_EQ_INT(lg.ev[0].ep.id, id);
+    CHECK_EQ_INT(lg.ev[0].ep.end, HR(1));
+    CHECK_EQ_INT(lg.ev[2].ep.start, HR(4));
+    /* An episode followed by hours given up closes too. */
+    CHECK_EQ_STR(hour(d, 7, 150), "O");
+    CHECK_EQ_STR(hour(d, 9, 50), "");
+    CHECK_EQ_STR(hour(d, 10, 50), "");
+    CHECK_EQ_STR(hour(d, 11, 50), "C");
+    engine_detector_destroy(d);
+
+    /* Without late_wait a hole ends the episode at once, as before. */
+    d = mk_late(0);
+    CHECK_EQ_STR(hour(d, 1, 150), "O");
+    CHECK_EQ_STR(hour(d, 4, 150), "O");
+    CHECK_EQ_STR(hour(d, 5, 50), "C");
+    engine_detector_destroy(d);
+
+    /* The state as bytes keeps late_wait, so the same episodes come back. */
+    d = mk_late(24);
+    hour(d, 0, 50);
+    hour(d, 1, 150);
+    hour(d, 5, 160);
+    hour(d, 6, 50);
+    uint8_t *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    engine_detector *d2 = NULL;
+    CHECK_EQ_INT(engine_detector_encode(d, &a, &alen), 0);
+    CHECK_EQ_INT(engine_detector_decode(a, alen, &d2), 0);
+    CHECK_EQ_INT(engine_detector_encode(d2, &b, &blen), 0);
+    CHECK(alen == blen && memcmp(a, b, alen) == 0);
+    CHECK_EQ_STR(hour(d2, 3, 150), "G");
+    CHECK_EQ_STR(hour(d2, 4, 150), "G");
+    CHECK_EQ_STR(hour(d2, 2, 150), "GC");
+    free(a);
+    free(b);
+    engine_detector_destroy(d);
+    engine_detector_destroy(d2);
+}
+
 static void test_no_duplicate_ids(void)
 {
     engine_detector *d = mk(0);
@@ -402,6 +522,7 @@ int main(void)
     test_basic();
     test_invalid_inside();
     test_late();
+    test_outage();
     test_no_duplicate_ids();
     test_deterministic();
     test_limit_changes();
