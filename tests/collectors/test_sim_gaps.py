@@ -11,7 +11,6 @@ once, firing then resolved under one id, the resolved state with the start, end 
 the ground truth, and no other exceedance alert. Queries go through redis-cli and curl.
 
 usage: test_sim_gaps.py PLUME"""
-import http.server
 import json
 import os
 import re
@@ -19,104 +18,56 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime
 
-PLUME = os.path.abspath(sys.argv[1])
-n_checks = 0
-failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import plumetest as pt  # noqa: E402
 
-
-def check(cond, what):
-    global n_checks, failed
-    n_checks += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n_checks, what), flush=True)
-    if not cond:
-        failed += 1
-
-
-class Hook(http.server.BaseHTTPRequestHandler):
-    got = []
-    lock = threading.Lock()
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        with Hook.lock:
-            Hook.got.append((self.headers.get("Idempotency-Key"), json.loads(body)))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *a):
-        pass
+PLUME = pt.init(sys.argv[1])
+check = pt.check
 
 
 def ts(iso):
     return int(datetime.fromisoformat(iso).timestamp())
 
 
-def serve(tmp, reg, hook_port):
+def serve(tmp, reg, hook):
     subs = os.path.join(tmp, "subs.csv")
-    with open(subs, "w") as f:
-        f.write("subscriber,match_kind,match_value,url,format\n"
-                f"t,all,,http://127.0.0.1:{hook_port}/hook,json\n")
+    pt.write_text(subs, "subscriber,match_kind,match_value,url,format\n"
+                        f"t,all,,{hook.url()},json\n")
     files = ",".join(os.path.join(reg, n) for n in ("facilities.csv", "outlets.csv",
                                                      "limits.csv"))
-    log = open(os.path.join(tmp, "serve.log"), "w")
-    p = subprocess.Popen([PLUME, "serve", "--db", os.path.join(tmp, "db"),
-                          "--hj212.listen", "127.0.0.1:0", "--query.listen", "127.0.0.1:0",
-                          "--metrics.listen", "127.0.0.1:0", "--hj212.crc_policy", "flag",
-                          "--registry.files", files, "--alerts.subscriptions", subs],
-                         stderr=subprocess.PIPE, text=True)
-    ports = {}
-    for line in p.stderr:
-        log.write(line)
-        m = re.search(r'msg="(hj212|query|metrics) listening".* port=(\d+)', line)
-        if m:
-            ports[m.group(1)] = int(m.group(2))
-        if "msg=ready" in line:
-            break
-    threading.Thread(target=lambda: [log.write(x) for x in p.stderr], daemon=True).start()
-    return p, ports
+    return pt.Serve(os.path.join(tmp, "db"), "--metrics.listen", "127.0.0.1:0",
+                    "--hj212.crc_policy", "flag", "--registry.files", files,
+                    "--alerts.subscriptions", subs)
 
 
-def stop(p):
-    p.terminate()
-    try:
-        p.wait(60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-
-
-def run(tmp, simargs, hook_port, deadline_s):
+def run(tmp, simargs, hook, deadline_s):
     """Writes the registry and truth, starts plume serve, runs the fleet into it.
-    Returns (serve process, ports, truth lines, sim summary or None, sim seconds)."""
+    Returns (the daemon, truth lines, sim summary or None, sim seconds)."""
     reg = os.path.join(tmp, "reg")
     os.makedirs(reg)
     truth_path = os.path.join(tmp, "truth.jsonl")
     subprocess.run([PLUME, "sim", *simargs, "--registry-out", reg, "--truth-out", truth_path],
                    check=True)
     truth = [json.loads(line) for line in open(truth_path)]
-    srv, ports = serve(tmp, reg, hook_port)
+    srv = serve(tmp, reg, hook)
     t0 = time.time()
     try:
-        out = subprocess.run([PLUME, "sim", *simargs, "--connect", "127.0.0.1:%d" % ports["hj212"],
+        out = subprocess.run([PLUME, "sim", *simargs, "--connect", "127.0.0.1:%d" % srv.port,
                               "--speed", "0", "--quiet", "--linger", "2"],
                              capture_output=True, text=True,
                              timeout=deadline_s)
         summary = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
     except subprocess.TimeoutExpired:
         summary = None
-    return srv, ports, truth, summary, time.time() - t0
+    return srv, truth, summary, time.time() - t0
 
 
 def stored(port, key, t_from, t_to):
     """Timestamps (s) of key's samples in [t_from, t_to], through redis-cli."""
-    out = subprocess.run(["redis-cli", "-p", str(port), "TS.RANGE", key, str(t_from * 1000),
-                          str(t_to * 1000)], capture_output=True, text=True, timeout=30).stdout
-    vals = out.split()
+    vals = pt.redis_cli(port, "TS.RANGE", key, t_from * 1000, t_to * 1000).split()
     return {int(v) // 1000 for v in vals[0::2] if v.isdigit()}
 
 
@@ -127,12 +78,12 @@ def metric(port, name, label):
     return int(float(m.group(1))) if m else None
 
 
-def wait_quiet(quiet_s=2.0, limit_s=30):
+def wait_quiet(hook, quiet_s=2.0, limit_s=30):
     end = time.time() + limit_s
     last, since = -1, time.time()
     while time.time() < end:
-        with Hook.lock:
-            n = len(Hook.got)
+        with hook.lock:
+            n = len(hook.requests)
         if n != last:
             last, since = n, time.time()
         elif time.time() - since > quiet_s:
@@ -160,9 +111,9 @@ def gaps_stored(port, truth):
     return want, have, want_d, have_d
 
 
-def part_stall(tmp, hook_port):
+def part_stall(tmp, hook):
     simargs = ["--facilities", "100", "--days", "3", "--minute-interval", "60", "--seed", "1"]
-    srv, ports, truth, summary, secs = run(tmp, simargs, hook_port, 120)
+    srv, truth, summary, secs = run(tmp, simargs, hook, 120)
     try:
         gaps = [e for e in truth if e.get("type") == "gap"]
         check(len(gaps) >= 10, "%d gaps injected" % len(gaps))
@@ -173,38 +124,36 @@ def part_stall(tmp, hook_port):
             check(summary["missing"] == 0 and summary["failed"] == 0,
                   "every upload answered (missing %d, failed %d)" % (summary["missing"],
                                                                      summary["failed"]))
-        want, have, want_d, have_d = gaps_stored(ports["query"], truth)
+        want, have, want_d, have_d = gaps_stored(srv.qport, truth)
         check(want > 0 and have == want, "gap hours stored: %d of %d" % (have, want))
         check(have_d == want_d, "daily records that fell in a gap stored: %d of %d"
               % (have_d, want_d))
-        pulled = metric(ports["metrics"], "plume_hj212_history_records_total", "hour")
+        pulled = metric(srv.mport, "plume_hj212_history_records_total", "hour")
         check(pulled is not None and pulled >= want,
               "the server counts %s hours received by pulls (>= %d)" % (pulled, want))
-        check(metric(ports["metrics"], "plume_hj212_history_pulls_total", "timed_out") == 0,
+        check(metric(srv.mport, "plume_hj212_history_pulls_total", "timed_out") == 0,
               "no history request timed out")
     finally:
-        stop(srv)
+        srv.stop()
 
 
-def part_hidden(tmp, hook_port):
-    Hook.got = []
+def part_hidden(tmp, hook):
     simargs = ["--facilities", "30", "--days", "6", "--minute-interval", "60", "--seed", "7",
                "--rate-exceed", "0.3", "--gap-exceed", "1"]
-    srv, ports, truth, summary, secs = run(tmp, simargs, hook_port, 120)
+    srv, truth, summary, secs = run(tmp, simargs, hook, 120)
     try:
         check(summary is not None, "the fleet with hidden exceedances runs to its end (%.1f s)"
               % secs)
-        wait_quiet()
-        want, have, want_d, have_d = gaps_stored(ports["query"], truth)
+        wait_quiet(hook)
+        want, have, want_d, have_d = gaps_stored(srv.qport, truth)
         check(have == want and have_d == want_d,
               "hidden hours and days stored: %d of %d, %d of %d" % (have, want, have_d, want_d))
         if os.environ.get("KEEP"):
             subprocess.run("curl -s http://127.0.0.1:%d/metrics > %s/metrics.txt"
-                           % (ports["metrics"], tmp), shell=True)
+                           % (srv.mport, tmp), shell=True)
     finally:
-        stop(srv)
-    with Hook.lock:
-        got = list(Hook.got)
+        srv.stop()
+    got = list(zip(hook.keys(), hook.bodies()))
     if os.environ.get("KEEP"):
         with open(os.path.join(tmp, "alerts.jsonl"), "w") as f:
             for _, a in got:
@@ -259,26 +208,23 @@ def part_hidden(tmp, hook_port):
 
 def main():
     if not shutil.which("redis-cli") or not shutil.which("curl"):
-        print("1..0 # SKIP redis-cli or curl missing")
-        return 0
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        pt.skip_all("redis-cli or curl missing")
     tmp = tempfile.mkdtemp(prefix="plume-test-gaps-")
     try:
-        os.makedirs(os.path.join(tmp, "1"))
-        os.makedirs(os.path.join(tmp, "2"))
-        part_stall(os.path.join(tmp, "1"), httpd.server_address[1])
-        part_hidden(os.path.join(tmp, "2"), httpd.server_address[1])
+        for part, name in ((part_stall, "1"), (part_hidden, "2")):
+            hook = pt.Receiver()
+            os.makedirs(os.path.join(tmp, name))
+            try:
+                part(os.path.join(tmp, name), hook)
+            finally:
+                hook.stop()
     finally:
-        httpd.shutdown()
         if os.environ.get("KEEP"):
-            print("# kept %s" % tmp)
+            pt.diag("kept %s" % tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n_checks)
-    return 1 if failed else 0
+    pt.finish()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
