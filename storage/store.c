@@ -213,6 +213,8 @@ int storage_open(const char *dir, const storage_options *opts, storage **out)
     pthread_mutex_init(&st->queue_mu, NULL);
     pthread_cond_init(&st->queue_cv, NULL);
     st->read_only = opts && opts->read_only;
+    st->head_quiet_points = STORAGE_HEAD_MAX_POINTS;
+    st->head_load_points = STORAGE_HEAD_LOAD_POINTS;
     st->commit_interval_us =
         1000u * (opts && opts->commit_interval_ms ? opts->commit_interval_ms : 2u);
     for (int i = 0; opts && opts->kv_tables && opts->kv_tables[i]; i++) {

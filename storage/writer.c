@@ -9,8 +9,12 @@
  *   enter the head and the callbacks run (status 0);
  * - direct write: a large storage_write batch (imports) is sorted by series and time and
  *   written straight into chunks, bypassing the log;
- * - checkpoint: when the head holds many points (and at close) its points are sealed into
- *   chunks and the log is emptied, in one transaction;
+ * - checkpoint: the head's points are sealed into chunks, a slice of series per transaction,
+ *   and the log is emptied with the last slice; sealing is most of the writer's work, so it
+ *   waits for a quiet moment (few points committed lately, nothing queued) unless the head
+ *   grows past a cap, and never holds up the acknowledgements of a top-of-hour burst that
+ *   fits under the cap (the log makes those points durable; sealing can wait); at close
+ *   the whole head is sealed;
  * - retention: whole chunks past their class's retention are deleted.
  *
  * Every transaction is built from memory that stays unchanged until it commits, so on
@@ -177,6 +181,24 @@ static int apply_kv(storage *st, MDB_txn *txn, const storage_batch *b)
     return 0;
 }
 
+/* ---- ingest load, as the writer sees it */
+
+/* Halves recent_points once per STORAGE_QUIET_HALF_US gone by. Writer thread only. */
+static void load_decay(storage *st, uint64_t now)
+{
+    uint64_t halves = (now - st->recent_us) / STORAGE_QUIET_HALF_US;
+    if (halves == 0)
+        return;
+    st->recent_points = halves >= 64 ? 0 : st->recent_points >> halves;
+    st->recent_us = halves >= 64 ? now : st->recent_us + halves * STORAGE_QUIET_HALF_US;
+}
+
+static void load_note(storage *st, uint64_t npoints)
+{
+    load_decay(st, storage__now_us());
+    st->recent_points += npoints;
+}
+
 /* ---- group commit */
 
 /* Batches per group commit: a loop thread under load submits one small batch per loop
@@ -233,8 +255,10 @@ static void group_commit(storage *st, storage_batch **jobs, size_t n)
         return;
     group g = {jobs, k, 0, 0, 0};
     int rc = run_txn(st, group_build, group_post, NULL, &g, false);
-    if (rc == 0)
+    if (rc == 0) {
         storage__catalog_saved(st, g.taken);
+        load_note(st, g.npoints);
+    }
     for (size_t i = 0; i < k; i++)
         job_done(jobs[i], rc);
 }
@@ -584,6 +608,17 @@ static bool group_may_wait(const storage *st, storage_batch *const *jobs, size_t
     return true;
 }
 
+/* Waits on queue_cv (queue_mu held) for at most us microseconds. */
+static void queue_wait_us(storage *st, uint64_t us)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* the condition variable's clock */
+    uint64_t ns = (uint64_t)until.tv_nsec + us * 1000u;
+    until.tv_sec += (time_t)(ns / 1000000000u);
+    until.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(&st->queue_cv, &st->queue_mu, &until);
+}
+
 /* Waits until commit_interval after the group's first batch was queued for more batches;
  * returns them, or NULL when the time is up (or the store closes) with none queued. */
 static storage_batch *wait_for_more(storage *st, const storage_batch *first)
@@ -594,12 +629,7 @@ static storage_batch *wait_for_more(storage *st, const storage_batch *first)
         uint64_t now = storage__now_us();
         if (st->qhead || st->closing || now >= deadline)
             break;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until); /* the condition variable's clock */
-        uint64_t ns = (uint64_t)until.tv_nsec + (deadline - now) * 1000u;
-        until.tv_sec += (time_t)(ns / 1000000000u);
-        until.tv_nsec = (long)(ns % 1000000000u);
-        pthread_cond_timedwait(&st->queue_cv, &st->queue_mu, &until);
+        queue_wait_us(st, deadline - now);
     }
     storage_batch *list = st->qhead;
     st->qhead = st->qtail = NULL;
@@ -641,17 +671,66 @@ again:
         group_commit(st, jobs, n);
 }
 
+enum { SEAL_NONE, SEAL_LATER, SEAL_NOW };
+
+/* Whether to seal a slice of the head now. Sealing encodes chunks, most of the writer's
+ * work: under load (batches queued, or many points committed lately, as at the top of the
+ * hour) the writer commits and acknowledges first, and seals only a head past
+ * head_load_points; once ingest is quiet it seals a head past head_quiet_points, and goes
+ * on slice by slice (draining) until the head is empty, pausing whenever load returns.
+ * SEAL_LATER: a seal is wanted once it is quiet. Writer thread only. */
+static int seal_due(storage *st, bool queued)
+{
+    if (st->nactive == 0) {
+        st->draining = false;
+        return SEAL_NONE;
+    }
+    if (st->head_points >= st->head_load_points || st->head_npts >= STORAGE_HEAD_HARD_POINTS)
+        return SEAL_NOW;
+    if (!st->draining && st->head_points < st->head_quiet_points)
+        return SEAL_NONE;
+    if (queued)
+        return SEAL_LATER;
+    load_decay(st, storage__now_us());
+    return st->recent_points < STORAGE_QUIET_POINTS ? SEAL_NOW : SEAL_LATER;
+}
+
+/* Seals one slice of the head (the whole head at its hard limit). */
+static void seal_slice(storage *st)
+{
+    bool quiet = st->head_points < st->head_load_points;
+    /* Sealing the whole head in one transaction would hold up every commit queued behind
+     * it for seconds (a national fleet's head holds millions of points): it is drained in
+     * slices; only a head at its hard limit is sealed at once. */
+    int rc = checkpoint(st, st->head_npts >= STORAGE_HEAD_HARD_POINTS ? 0 : STORAGE_SLICE_POINTS);
+    if (quiet)
+        st->quiet_seals++;
+    else
+        st->load_seals++;
+    st->draining = true;
+    if (rc != 0 || st->nactive == 0) { /* on failure the log still holds the points */
+        st->draining = false;
+        int dead;
+        mdb_reader_check(st->env, &dead); /* slots of reader processes that died */
+    }
+}
+
 static void *writer_main(void *arg)
 {
     storage *st = arg;
     for (;;) {
-        /* Sealing the whole head in one transaction would hold up every commit queued
-         * behind it for seconds (a national fleet's head holds millions of points): once
-         * the head is full enough, it is drained in slices, a group commit between any two,
-         * until it is empty; only a head at its hard limit is sealed at once. */
         pthread_mutex_lock(&st->queue_mu);
-        while (!st->qhead && !st->closing && !st->draining)
-            pthread_cond_wait(&st->queue_cv, &st->queue_mu);
+        for (;;) {
+            if (st->qhead || st->closing)
+                break;
+            int due = seal_due(st, false);
+            if (due == SEAL_NOW)
+                break;
+            if (due == SEAL_NONE)
+                pthread_cond_wait(&st->queue_cv, &st->queue_mu);
+            else
+                queue_wait_us(st, STORAGE_QUIET_HALF_US / 2); /* until it may be quiet */
+        }
         storage_batch *list = st->qhead;
         st->qhead = st->qtail = NULL;
         bool closing = st->closing;
@@ -660,17 +739,11 @@ static void *writer_main(void *arg)
             process(st, list);
         else if (closing)
             break;
-        if (!st->draining && st->head_points < STORAGE_HEAD_MAX_POINTS)
-            continue;
-        /* On failure the log still holds the points: stop, and try again later. */
-        int rc = checkpoint(st, st->head_npts >= STORAGE_HEAD_HARD_POINTS
-                                    ? 0 : STORAGE_SLICE_POINTS);
-        st->draining = true;
-        if (rc != 0 || st->nactive == 0) {
-            st->draining = false;
-            int dead;
-            mdb_reader_check(st->env, &dead); /* slots of reader processes that died */
-        }
+        pthread_mutex_lock(&st->queue_mu);
+        bool queued = st->qhead != NULL;
+        pthread_mutex_unlock(&st->queue_mu);
+        if (seal_due(st, queued) == SEAL_NOW)
+            seal_slice(st);
     }
     if (!st->test_no_seal)
         storage__checkpoint(st);

@@ -39,6 +39,8 @@ static void sim_usage(FILE *f)
             "  --window W          unanswered uploads per forwarding connection (default 32)\n"
             "  --ack-timeout MS    an upload unanswered this long is missing (default 5000)\n"
             "  --linger S          stay connected S seconds after the end (default 0)\n"
+            "  --hour-pause S      speed 0: S real seconds of silence before each top of the\n"
+            "                      hour, as the fleet is quiet for minutes before it (default 0)\n"
             "  --registry-out DIR  write facilities.csv, outlets.csv, limits.csv to DIR\n"
             "  --truth-out FILE    write the ground truth (JSON Lines) to FILE\n"
             "  --print             write every upload to stdout instead of connecting\n"
@@ -101,7 +103,7 @@ static void raise_nofile(void)
 
 enum {
     O_FAC = 1, O_SEED, O_START, O_DAYS, O_HOURS, O_MIN, O_RTD, O_CONNECT, O_SPEED, O_DIRECT, O_FW,
-    O_WINDOW, O_ACKTO, O_LINGER, O_REG, O_TRUTH, O_PRINT, O_S2005, O_SMODBUS, O_SNOACK,
+    O_WINDOW, O_ACKTO, O_LINGER, O_HPAUSE, O_REG, O_TRUTH, O_PRINT, O_S2005, O_SMODBUS, O_SNOACK,
     O_REXC, O_RFLAT, O_RGAP, O_ROFF, O_RFAULT, O_RMAINT, O_NOCAL, O_QUIET, O_MB, O_MBDEV,
     O_MBUNITS, O_MBORDER, O_MBDEAD, O_MBMIS, O_MBCFG, O_MBIV, O_MBFOR, O_HTTP, O_GAPEXC
 };
@@ -114,6 +116,7 @@ int cmd_sim(int argc, char **argv)
         {"connect", 1, 0, O_CONNECT}, {"speed", 1, 0, O_SPEED}, {"direct", 1, 0, O_DIRECT},
         {"forwarders", 1, 0, O_FW}, {"window", 1, 0, O_WINDOW},
         {"ack-timeout", 1, 0, O_ACKTO}, {"linger", 1, 0, O_LINGER},
+        {"hour-pause", 1, 0, O_HPAUSE},
         {"registry-out", 1, 0, O_REG}, {"truth-out", 1, 0, O_TRUTH}, {"print", 0, 0, O_PRINT},
         {"share-2005", 1, 0, O_S2005}, {"share-modbus", 1, 0, O_SMODBUS},
         {"share-noack", 1, 0, O_SNOACK}, {"rate-exceed", 1, 0, O_REXC},
@@ -157,6 +160,7 @@ int cmd_sim(int argc, char **argv)
         case O_WINDOW: wo.window = (uint32_t)num_arg(o, optarg, 1, 1000); break;
         case O_ACKTO: wo.ack_timeout_ms = (uint32_t)num_arg(o, optarg, 1, 3.6e6); break;
         case O_LINGER: wo.linger_s = num_arg(o, optarg, 0, 86400); break;
+        case O_HPAUSE: wo.hour_pause_s = num_arg(o, optarg, 0, 3600); break;
         case O_REG: reg_dir = optarg; break;
         case O_TRUTH: truth = optarg; break;
         case O_PRINT: print = true; break;
@@ -280,7 +284,7 @@ int cmd_sim(int argc, char **argv)
             fprintf(stderr, "plume sim: --connect %s: %s\n", connect, strerror(-rc));
             goto done;
         }
-        char line[1024];
+        char line[8192];
         if (sim_wire_stats_format(&st, line, sizeof line) > 0)
             printf("%s\n", line);
     }

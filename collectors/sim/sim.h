@@ -240,6 +240,18 @@ void sim_qn_format(int64_t qn_ms, char *buf);
 
 typedef struct sim_wire_stats sim_wire_stats;
 
+/* Speed 0: one top-of-hour period, from its first upload until every upload due is answered
+ * (or given up): the hourly (and minute, daily) records of the whole fleet at once. */
+typedef struct sim_wire_burst {
+    int64_t tick;            /* the period end, Unix seconds */
+    int64_t began_ms;        /* when its first upload went out, real Unix milliseconds */
+    uint64_t uploads;        /* uploads sent in it */
+    double s;                /* real seconds until the last answer */
+    double ack_p50_ms, ack_p99_ms;
+} sim_wire_burst;
+
+#define SIM_WIRE_BURSTS 48   /* top-of-hour periods kept, the first ones of the run */
+
 typedef struct sim_wire_options {
     const char *host;       /* IPv4 or IPv6 literal */
     int port;
@@ -252,6 +264,8 @@ typedef struct sim_wire_options {
     uint32_t max_connecting; /* connection attempts in progress at once (256) */
     double linger_s;        /* real seconds to stay connected after the end (answers
                                history requests meanwhile) */
+    double hour_pause_s;    /* speed 0: real seconds of silence before each top-of-hour
+                               period, as a real fleet is quiet for minutes before the hour */
     /* Called about once a real second with the running stats (may be NULL). */
     void (*progress)(void *ud, const sim_wire_stats *stats);
     void *progress_ud;
@@ -269,8 +283,12 @@ struct sim_wire_stats {
     double connect_s;        /* real seconds to make the first connections (before the clock) */
     double tick_max_s;       /* speed 0: the longest a period's uploads took to be answered */
     double tick_last_s;      /* speed 0: the same for the last period (a top-of-hour burst) */
-    double elapsed_s, rate;  /* real seconds from then, uploads per real second */
+    double elapsed_s, rate;  /* real seconds from then, uploads per real second (outside
+                                the pauses before the hours) */
+    double paused_s;         /* real seconds of those pauses */
     int64_t sim_end;         /* simulated time reached */
+    sim_wire_burst bursts[SIM_WIRE_BURSTS]; /* speed 0: the top-of-hour periods in order */
+    uint32_t nbursts;
 };
 
 /* Runs the fleet against host:port until the simulated end (plus linger), on a libuv loop of

@@ -103,6 +103,11 @@ typedef struct wire {
     uint32_t *pending_connect, npending, pending_pos;
     int next_port;
     uint64_t tick_t0_ns; /* speed 0: when the current period's uploads began */
+    bool in_burst;       /* speed 0: the current period is a top-of-hour one */
+    int64_t paused_tick; /* speed 0: the top-of-hour period last paused before */
+    uint64_t pause_until_ns;
+    uint64_t burst_sent; /* st.sent when it began */
+    int64_t burst_tick, burst_began_ms;
     uint64_t last_housekeeping_ns;
     bool started, finished, stopping;
     uint64_t t0_ns, last_progress_ns, linger_until_ns;
@@ -110,6 +115,8 @@ typedef struct wire {
     uint64_t lat[LAT_BUCKETS];
     uint64_t lat_n;
     double lat_max_ms;
+    uint64_t burst_lat[LAT_BUCKETS]; /* the same, for the current top-of-hour period only */
+    uint64_t burst_lat_n;
     sim_wire_stats st;
 } wire;
 
@@ -145,17 +152,22 @@ static double lat_value_ms(unsigned b)
     return (double)(((uint64_t)1 << e) + ((uint64_t)m << (e - 6))) / 1000.0;
 }
 
-static double lat_quantile(const wire *w, double q)
+static double hist_quantile(const uint64_t *h, uint64_t n, double q, double max_ms)
 {
-    if (!w->lat_n)
+    if (!n)
         return 0;
-    uint64_t want = (uint64_t)(q * (double)w->lat_n), acc = 0;
+    uint64_t want = (uint64_t)(q * (double)n), acc = 0;
     for (unsigned b = 0; b < LAT_BUCKETS; b++) {
-        acc += w->lat[b];
+        acc += h[b];
         if (acc > want)
             return lat_value_ms(b);
     }
-    return w->lat_max_ms;
+    return max_ms;
+}
+
+static double lat_quantile(const wire *w, double q)
+{
+    return hist_quantile(w->lat, w->lat_n, q, w->lat_max_ms);
 }
 
 /* ---- Output ------------------------------------------------------------------------------ */
@@ -633,6 +645,10 @@ static void on_ack(conn *c, const hj212_packet *p)
         uint64_t us = (uv_hrtime() - x->sent_ns) / 1000;
         w->lat[lat_bucket(us)]++;
         w->lat_n++;
+        if (w->in_burst) {
+            w->burst_lat[lat_bucket(us)]++;
+            w->burst_lat_n++;
+        }
         if (us / 1000.0 > w->lat_max_ms)
             w->lat_max_ms = us / 1000.0;
         w->st.acked++;
@@ -768,7 +784,8 @@ static void fill_stats(wire *w)
     w->st.ack_p99_ms = lat_quantile(w, 0.99);
     w->st.ack_max_ms = w->lat_max_ms;
     w->st.elapsed_s = (double)(uv_hrtime() - w->t0_ns) / 1e9;
-    w->st.rate = w->st.elapsed_s > 0 ? (double)w->st.sent / w->st.elapsed_s : 0;
+    double active = w->st.elapsed_s - w->st.paused_s;
+    w->st.rate = active > 0 ? (double)w->st.sent / active : 0;
     w->st.sim_end = w->now;
 }
 
@@ -798,11 +815,15 @@ static void housekeeping(wire *w, uint64_t now_ns)
     }
 }
 
+static void burst_end(wire *w, double secs);
+
 static void check_done(wire *w, uint64_t now_ns)
 {
     if (!w->finished && w->cur_tick > w->end && w->ndone == w->ndaq && !w->ninflight &&
         !w->njobs) {
         w->finished = true;
+        if (w->tick_t0_ns && w->in_burst) /* answered, though a connection is still down */
+            burst_end(w, (double)(now_ns - w->tick_t0_ns) / 1e9);
         fill_stats(w);
         w->linger_until_ns = now_ns + (uint64_t)(w->o.linger_s * 1e9);
     }
@@ -839,6 +860,49 @@ static void on_tick(uv_timer_t *t)
     check_done(w, now_ns);
 }
 
+/* Speed 0: true while the silence before a top-of-hour period lasts. */
+static bool hour_pause(wire *w)
+{
+    if (w->o.hour_pause_s <= 0 || w->cur_tick % 3600 != 0)
+        return false;
+    uint64_t now = uv_hrtime();
+    if (w->paused_tick != w->cur_tick) {
+        w->paused_tick = w->cur_tick;
+        w->pause_until_ns = now + (uint64_t)(w->o.hour_pause_s * 1e9);
+        w->st.paused_s += w->o.hour_pause_s;
+        return true;
+    }
+    return now < w->pause_until_ns;
+}
+
+/* Speed 0: a top-of-hour period begins (the period about to be sent is cur_tick). */
+static void burst_begin(wire *w)
+{
+    w->in_burst = w->cur_tick % 3600 == 0;
+    w->burst_tick = w->cur_tick;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    w->burst_began_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    w->burst_sent = w->st.sent;
+    memset(w->burst_lat, 0, sizeof w->burst_lat);
+    w->burst_lat_n = 0;
+}
+
+/* ... and every upload of it is answered or given up, secs after it began. */
+static void burst_end(wire *w, double secs)
+{
+    w->in_burst = false;
+    if (w->st.sent == w->burst_sent || w->st.nbursts >= SIM_WIRE_BURSTS)
+        return;
+    sim_wire_burst *b = &w->st.bursts[w->st.nbursts++];
+    b->tick = w->burst_tick;
+    b->began_ms = w->burst_began_ms;
+    b->uploads = w->st.sent - w->burst_sent;
+    b->s = secs;
+    b->ack_p50_ms = hist_quantile(w->burst_lat, w->burst_lat_n, 0.50, secs * 1000);
+    b->ack_p99_ms = hist_quantile(w->burst_lat, w->burst_lat_n, 0.99, secs * 1000);
+}
+
 /* Speed 0: when everything sent is answered, the clock jumps to the next tick. */
 static void on_check(uv_check_t *h)
 {
@@ -852,10 +916,15 @@ static void on_check(uv_check_t *h)
             w->st.tick_max_s = secs;
         w->st.tick_last_s = secs;
         w->tick_t0_ns = 0;
+        if (w->in_burst)
+            burst_end(w, secs);
     }
     for (int rounds = 0; rounds < 64 && idle(w) && w->cur_tick <= w->end; rounds++) {
+        if (hour_pause(w))
+            break;
         w->tick_t0_ns = uv_hrtime();
         w->now = w->cur_tick + 30;
+        burst_begin(w);
         advance(w);
     }
     check_done(w, uv_hrtime());
@@ -1019,13 +1088,27 @@ int sim_wire_stats_format(const sim_wire_stats *s, char *buf, size_t cap)
                      ",\"bad_frames\":%" PRIu64 ",\"answers_dropped\":%" PRIu64
                      ",\"ack_p50_ms\":%.3f,\"ack_p99_ms\":%.3f"
                      ",\"ack_max_ms\":%.3f,\"connect_s\":%.3f,\"tick_max_s\":%.3f"
-                     ",\"tick_last_s\":%.3f,\"elapsed_s\":%.3f,\"rate\":%.1f"
-                     ",\"sim_end\":%" PRId64 "}",
+                     ",\"tick_last_s\":%.3f,\"elapsed_s\":%.3f,\"paused_s\":%.3f"
+                     ",\"rate\":%.1f"
+                     ",\"sim_end\":%" PRId64 ",\"hour_bursts\":[",
                      s->sent, s->bytes, s->acked, s->noack, s->missing, s->failed, s->late_acks,
                      s->unsent, s->connects, s->connect_failures, s->disconnects, s->drops,
                      s->history_requests, s->history_records, s->clock_requests,
                      s->unknown_requests, s->bad_frames, s->answers_dropped, s->ack_p50_ms, s->ack_p99_ms,
                      s->ack_max_ms, s->connect_s, s->tick_max_s, s->tick_last_s, s->elapsed_s,
-                     s->rate, s->sim_end);
+                     s->paused_s, s->rate, s->sim_end);
+    for (uint32_t i = 0; n >= 0 && (size_t)n < cap && i < s->nbursts; i++) {
+        const sim_wire_burst *b = &s->bursts[i];
+        int k = snprintf(buf + n, cap - (size_t)n,
+                         "%s{\"tick\":%" PRId64 ",\"began_ms\":%" PRId64 ",\"uploads\":%" PRIu64
+                         ",\"s\":%.3f,\"ack_p50_ms\":%.3f,\"ack_p99_ms\":%.3f}",
+                         i ? "," : "", b->tick, b->began_ms, b->uploads, b->s, b->ack_p50_ms,
+                         b->ack_p99_ms);
+        n = k < 0 ? k : n + k;
+    }
+    if (n >= 0 && (size_t)n < cap) {
+        int k = snprintf(buf + n, cap - (size_t)n, "]}");
+        n = k < 0 ? k : n + k;
+    }
     return n < 0 || (size_t)n >= cap ? -ERANGE : n;
 }
