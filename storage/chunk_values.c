@@ -344,6 +344,9 @@ static void try_scale(const double *v, size_t m, val_params *vp, trial *t)
 static uint64_t pick_factor(const double *v, size_t m, unsigned d)
 {
     static const uint64_t cands[] = {10, 100, 1000, 2, 5, 20, 50};
+    static const double cand_bits[] = {3.321928094887362, 6.643856189774724, 9.965784284662087,
+                                       1.0, 2.321928094887362, 4.321928094887363,
+                                       5.643856189774724}; /* log2 of each */
     uint64_t g = 0, cover[sizeof cands / sizeof cands[0]] = {0}, fit = 0;
     for (size_t k = 0; k < m; k++) {
         int64_t i;
@@ -362,7 +365,7 @@ static uint64_t pick_factor(const double *v, size_t m, unsigned d)
     double best = 0;
     uint64_t pick = 1;
     for (size_t c = 0; c < sizeof cands / sizeof cands[0]; c++) {
-        double gain = (double)fit * log2((double)cands[c]) - (double)(fit - cover[c]) * 32;
+        double gain = (double)fit * cand_bits[c] - (double)(fit - cover[c]) * 32;
         if (gain > best) {
             best = gain;
             pick = cands[c];
@@ -371,14 +374,21 @@ static uint64_t pick_factor(const double *v, size_t m, unsigned d)
     return pick;
 }
 
+/* Trials of columns up to this many values use the stack: sealing the head encodes one
+ * small column after another, and four allocations each cost more than the encoding. */
+#define VAL_STACK 512
+
 int val_encode(const double *v, size_t m, uint8_t *out, val_params *vp)
 {
     trial t[2];
     memset(t, 0, sizeof t);
     int rc = -ENOMEM;
+    int64_t q_stack[2][VAL_STACK];
+    uint8_t exc_stack[2][VAL_STACK];
+    bool heap = m > VAL_STACK;
     for (int i = 0; i < 2; i++) {
-        t[i].q = malloc(m * sizeof *t[i].q);
-        t[i].exc = malloc(m);
+        t[i].q = heap ? malloc(m * sizeof *t[i].q) : q_stack[i];
+        t[i].exc = heap ? malloc(m) : exc_stack[i];
         if (!t[i].q || !t[i].exc)
             goto fail;
     }
@@ -428,7 +438,7 @@ int val_encode(const double *v, size_t m, uint8_t *out, val_params *vp)
     vp->exc_len = (size_t)(bit_flush(&w) - (out + vp->stream_len));
     rc = 0;
 fail:
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; heap && i < 2; i++) {
         free(t[i].q);
         free(t[i].exc);
     }

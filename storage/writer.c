@@ -678,8 +678,9 @@ enum { SEAL_NONE, SEAL_LATER, SEAL_NOW };
  * hour) the writer commits and acknowledges first, and seals only a head past
  * head_load_points; once ingest is quiet it seals a head past head_quiet_points, and goes
  * on slice by slice (draining) until the head is empty, pausing whenever load returns.
- * SEAL_LATER: a seal is wanted once it is quiet. Writer thread only. */
-static int seal_due(storage *st, bool queued)
+ * SEAL_LATER: a seal is wanted once it is quiet. queued and last_queued_us: the queue as
+ * last seen under queue_mu. Writer thread only. */
+static int seal_due(storage *st, bool queued, uint64_t last_queued_us)
 {
     if (st->nactive == 0) {
         st->draining = false;
@@ -691,8 +692,10 @@ static int seal_due(storage *st, bool queued)
         return SEAL_NONE;
     if (queued)
         return SEAL_LATER;
-    load_decay(st, storage__now_us());
-    return st->recent_points < STORAGE_QUIET_POINTS ? SEAL_NOW : SEAL_LATER;
+    uint64_t now = storage__now_us();
+    load_decay(st, now);
+    bool idle = now > last_queued_us && now - last_queued_us >= STORAGE_QUIET_GAP_US;
+    return idle && st->recent_points < STORAGE_QUIET_POINTS ? SEAL_NOW : SEAL_LATER;
 }
 
 /* Seals one slice of the head (the whole head at its hard limit). */
@@ -703,13 +706,14 @@ static void seal_slice(storage *st)
      * it for seconds (a national fleet's head holds millions of points): it is drained in
      * slices; only a head at its hard limit is sealed at once. */
     int rc = checkpoint(st, st->head_npts >= STORAGE_HEAD_HARD_POINTS ? 0 : STORAGE_SLICE_POINTS);
+    pthread_mutex_lock(&st->head_mu); /* tests read these */
     if (quiet)
         st->quiet_seals++;
     else
         st->load_seals++;
-    st->draining = true;
-    if (rc != 0 || st->nactive == 0) { /* on failure the log still holds the points */
-        st->draining = false;
+    st->draining = rc == 0 && st->nactive > 0; /* on failure the log still holds the points */
+    pthread_mutex_unlock(&st->head_mu);
+    if (!st->draining) {
         int dead;
         mdb_reader_check(st->env, &dead); /* slots of reader processes that died */
     }
@@ -723,7 +727,7 @@ static void *writer_main(void *arg)
         for (;;) {
             if (st->qhead || st->closing)
                 break;
-            int due = seal_due(st, false);
+            int due = seal_due(st, false, st->last_queued_us);
             if (due == SEAL_NOW)
                 break;
             if (due == SEAL_NONE)
@@ -741,8 +745,9 @@ static void *writer_main(void *arg)
             break;
         pthread_mutex_lock(&st->queue_mu);
         bool queued = st->qhead != NULL;
+        uint64_t last = st->last_queued_us;
         pthread_mutex_unlock(&st->queue_mu);
-        if (seal_due(st, queued) == SEAL_NOW)
+        if (seal_due(st, queued, last) == SEAL_NOW)
             seal_slice(st);
     }
     if (!st->test_no_seal)
@@ -783,6 +788,7 @@ int storage__enqueue(storage *st, storage_batch *b)
         pthread_mutex_unlock(&st->queue_mu);
         return STORAGE_ECLOSED;
     }
+    st->last_queued_us = b->queued_us;
     if (st->qtail)
         st->qtail->next = b;
     else
