@@ -34,6 +34,8 @@
 #define MAX_MIN_CODES LIVE_MAX_MIN_CODES
 #define MAX_PER_HOUR 64    /* minute records read per hour (one a minute at most) */
 #define SLICE_NS 2000000   /* longest a slice of roll-ups holds the loop */
+#define BUSY_SLICE_NS 200000 /* the same while uploads pour in (a top-of-hour burst) */
+#define BUSY_UPLOADS 32    /* uploads in one loop iteration that make it busy */
 #define SILENT_CHECK_MS 1000
 #define O2_CODE "a19001"
 
@@ -74,6 +76,7 @@ struct live {
     findings *fnd;
     int64_t clock;            /* the fleet's data clock */
     live_log *log;            /* device states in the store (live_state.c); NULL: not kept */
+    uint32_t uploads_seen;    /* uploads since the last slice of roll-ups */
     engine_live_stats st;
 };
 
@@ -478,7 +481,13 @@ static void on_idle(uv_idle_t *h)
     l->ctx_fn(l->ctx_arg, &c);
     if (storage_reader_open(c.st, &rd) != 0)
         return; /* try again on the next iteration */
+    /* Roll-ups are acknowledged already and wait for nothing: while uploads pour in, they
+     * take short slices, so that the loop's time goes to reading and acknowledging. */
     uint64_t t0 = uv_hrtime();
+    bool busy = l->uploads_seen >= BUSY_UPLOADS;
+    uint64_t budget = busy ? BUSY_SLICE_NS : SLICE_NS;
+    unsigned every = busy ? 1 : 8;
+    l->uploads_seen = 0;
     unsigned k = 0;
     while (l->ready_pos < l->nready) {
         job j = l->ready[l->ready_pos++];
@@ -486,7 +495,7 @@ static void on_idle(uv_idle_t *h)
             compute_hour(l, &c, rd, j.o, j.ts);
         else
             compute_day(l, &c, rd, j.o, j.ts);
-        if (++k % 8 == 0 && uv_hrtime() - t0 > SLICE_NS)
+        if (++k % every == 0 && uv_hrtime() - t0 > budget)
             break;
     }
     storage_reader_close(rd);
@@ -660,6 +669,7 @@ void live_upload(live *l, const judge_ctx *c, const engine_upload *u)
 {
     if ((!l->o.rollup && !l->o.findings) || u->interval == STORAGE_IV_RTD)
         return;
+    l->uploads_seen++;
     lout *o = outlet_get(l, u->mn);
     if (!o)
         return;

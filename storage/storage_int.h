@@ -21,12 +21,11 @@
 #define STORAGE_PART_MAX 2000                    /* largest chunk value kept inline in a page */
 #define STORAGE_DIRECT_MIN 20000                 /* storage_write bypasses the WAL from here */
 #define STORAGE_HEAD_MAX_POINTS (1u << 20)       /* head points worth sealing once quiet */
-#define STORAGE_HEAD_LOAD_POINTS (3u << 20)      /* head points that drain it under load */
-#define STORAGE_HEAD_HARD_POINTS (1u << 23)      /* head array use that seals it at once */
+#define STORAGE_HEAD_LOAD_POINTS (6u << 20)      /* head points that drain it under load */
+#define STORAGE_HEAD_HARD_POINTS (1u << 24)      /* head array use that seals it at once */
 #define STORAGE_SLICE_POINTS 100000              /* points sealed per draining transaction */
 #define STORAGE_QUIET_POINTS 20000               /* recent commits under this: quiet */
 #define STORAGE_QUIET_HALF_US 100000             /* their count halves every 100 ms */
-#define STORAGE_QUIET_GAP_US 20000               /* and nothing queued for 20 ms */
 #define STORAGE_GROUP_MAX_POINTS 200000          /* points per group commit */
 #define STORAGE_KV_MAX 16
 
@@ -123,7 +122,6 @@ struct storage {
     uint64_t head_quiet_points, head_load_points;
     uint64_t recent_points;    /* points committed lately, halved every STORAGE_QUIET_HALF_US */
     uint64_t recent_us;        /* when recent_points was last halved */
-    uint64_t last_queued_us;   /* when a batch was last queued (under queue_mu) */
     uint64_t quiet_seals, load_seals; /* slices sealed while quiet and under load */
     uint64_t ckpt_gen;         /* bumped when head points move into chunks */
     uint64_t *ver;             /* index sid - 1: data_seq when its points last changed */

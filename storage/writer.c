@@ -678,9 +678,10 @@ enum { SEAL_NONE, SEAL_LATER, SEAL_NOW };
  * hour) the writer commits and acknowledges first, and seals only a head past
  * head_load_points; once ingest is quiet it seals a head past head_quiet_points, and goes
  * on slice by slice (draining) until the head is empty, pausing whenever load returns.
- * SEAL_LATER: a seal is wanted once it is quiet. queued and last_queued_us: the queue as
- * last seen under queue_mu. Writer thread only. */
-static int seal_due(storage *st, bool queued, uint64_t last_queued_us)
+ * A trickle of small commits (roll-ups, late records) is quiet: it would otherwise keep the
+ * head unsealed for as long as it lasts. SEAL_LATER: a seal is wanted once it is quiet.
+ * queued: whether batches wait in the queue. Writer thread only. */
+static int seal_due(storage *st, bool queued)
 {
     if (st->nactive == 0) {
         st->draining = false;
@@ -692,10 +693,8 @@ static int seal_due(storage *st, bool queued, uint64_t last_queued_us)
         return SEAL_NONE;
     if (queued)
         return SEAL_LATER;
-    uint64_t now = storage__now_us();
-    load_decay(st, now);
-    bool idle = now > last_queued_us && now - last_queued_us >= STORAGE_QUIET_GAP_US;
-    return idle && st->recent_points < STORAGE_QUIET_POINTS ? SEAL_NOW : SEAL_LATER;
+    load_decay(st, storage__now_us());
+    return st->recent_points < STORAGE_QUIET_POINTS ? SEAL_NOW : SEAL_LATER;
 }
 
 /* Seals one slice of the head (the whole head at its hard limit). */
@@ -727,7 +726,7 @@ static void *writer_main(void *arg)
         for (;;) {
             if (st->qhead || st->closing)
                 break;
-            int due = seal_due(st, false, st->last_queued_us);
+            int due = seal_due(st, false);
             if (due == SEAL_NOW)
                 break;
             if (due == SEAL_NONE)
@@ -745,9 +744,8 @@ static void *writer_main(void *arg)
             break;
         pthread_mutex_lock(&st->queue_mu);
         bool queued = st->qhead != NULL;
-        uint64_t last = st->last_queued_us;
         pthread_mutex_unlock(&st->queue_mu);
-        if (seal_due(st, queued, last) == SEAL_NOW)
+        if (seal_due(st, queued) == SEAL_NOW)
             seal_slice(st);
     }
     if (!st->test_no_seal)
@@ -788,7 +786,6 @@ int storage__enqueue(storage *st, storage_batch *b)
         pthread_mutex_unlock(&st->queue_mu);
         return STORAGE_ECLOSED;
     }
-    st->last_queued_us = b->queued_us;
     if (st->qtail)
         st->qtail->next = b;
     else
