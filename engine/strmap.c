@@ -1,5 +1,7 @@
-/* strmap.c: see strmap.h. Each slot holds a pointer to one allocation of hash, value and
- * key, so a lookup compares hashes before touching the key bytes. */
+/* strmap.c: see strmap.h. Each slot holds the key's hash beside a pointer to one allocation
+ * of value and key, so probing compares hashes within the slot array and touches a key's
+ * bytes (another cache line) only when the hashes match: at national scale (150,000 MNs,
+ * several lookups per upload) the pointer chases were most of a lookup's cost. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,13 +10,17 @@
 #include "strmap.h"
 
 typedef struct entry {
-    uint64_t hash;
     void *val;
     char key[];
 } entry;
 
+typedef struct slot {
+    uint64_t hash;
+    entry *e; /* NULL: empty */
+} slot;
+
 struct strmap {
-    entry **slots;
+    slot *slots;
     size_t cap, count; /* cap is a power of two */
 };
 
@@ -45,43 +51,42 @@ void strmap_destroy(strmap *m, void (*free_val)(void *))
     if (!m)
         return;
     for (size_t i = 0; i < m->cap; i++) {
-        if (m->slots[i] && free_val)
-            free_val(m->slots[i]->val);
-        free(m->slots[i]);
+        if (m->slots[i].e && free_val)
+            free_val(m->slots[i].e->val);
+        free(m->slots[i].e);
     }
     free(m->slots);
     free(m);
 }
 
-static entry **find_slot(const strmap *m, const char *key, uint64_t h)
+static slot *find_slot(const strmap *m, const char *key, uint64_t h)
 {
     for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        entry *e = m->slots[i];
-        if (!e || (e->hash == h && strcmp(e->key, key) == 0))
-            return &m->slots[i];
+        slot *s = &m->slots[i];
+        if (!s->e || (s->hash == h && strcmp(s->e->key, key) == 0))
+            return s;
     }
 }
 
 void *strmap_get(const strmap *m, const char *key)
 {
-    entry *e = *find_slot(m, key, hash_of(key));
-    return e ? e->val : NULL;
+    slot *s = find_slot(m, key, hash_of(key));
+    return s->e ? s->e->val : NULL;
 }
 
 static int grow(strmap *m)
 {
     size_t cap = m->cap * 2;
-    entry **slots = calloc(cap, sizeof *slots);
+    slot *slots = calloc(cap, sizeof *slots);
     if (!slots)
         return -ENOMEM;
     for (size_t i = 0; i < m->cap; i++) {
-        entry *e = m->slots[i];
-        if (!e)
+        if (!m->slots[i].e)
             continue;
-        size_t j = e->hash & (cap - 1);
-        while (slots[j])
+        size_t j = m->slots[i].hash & (cap - 1);
+        while (slots[j].e)
             j = (j + 1) & (cap - 1);
-        slots[j] = e;
+        slots[j] = m->slots[i];
     }
     free(m->slots);
     m->slots = slots;
@@ -92,11 +97,11 @@ static int grow(strmap *m)
 int strmap_put(strmap *m, const char *key, void *val, void **old)
 {
     uint64_t h = hash_of(key);
-    entry **slot = find_slot(m, key, h);
-    if (*slot) {
+    slot *s = find_slot(m, key, h);
+    if (s->e) {
         if (old)
-            *old = (*slot)->val;
-        (*slot)->val = val;
+            *old = s->e->val;
+        s->e->val = val;
         return 0;
     }
     if (old)
@@ -104,16 +109,16 @@ int strmap_put(strmap *m, const char *key, void *val, void **old)
     if ((m->count + 1) * 4 > m->cap * 3) {
         if (grow(m) != 0)
             return -ENOMEM;
-        slot = find_slot(m, key, h);
+        s = find_slot(m, key, h);
     }
     size_t len = strlen(key);
     entry *e = malloc(sizeof *e + len + 1);
     if (!e)
         return -ENOMEM;
-    e->hash = h;
     e->val = val;
     memcpy(e->key, key, len + 1);
-    *slot = e;
+    s->hash = h;
+    s->e = e;
     m->count++;
     return 0;
 }
