@@ -65,6 +65,12 @@ static const opt opts[] = {
     I("query", "max_clients", query_max_clients, "10000", "most query connections at once"),
     I("query", "cache_mb", query_cache_mb, "64",
       "MiB of CEMS.CHART and TS.RANGE replies kept until their series changes; 0 = no cache"),
+    I("query", "idle_timeout_ms", query_idle_timeout_ms, "0",
+      "a query connection silent this long (milliseconds) is closed; 0 = never"),
+    I("query", "max_bulk", query_max_bulk, "4194304",
+      "largest argument of a query request, bytes (larger ones are refused unread)"),
+    I("query", "max_output", query_max_output, "4194304",
+      "bytes of unsent replies above which the server stops reading a query client"),
     S("metrics", "listen", metrics_listen, "127.0.0.1:9290",
       "address of the metrics page (HTTP GET /metrics, Prometheus text or OpenMetrics), "
       "host:port; empty = off; if it cannot bind, the daemon logs it and runs without"),

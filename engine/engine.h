@@ -79,6 +79,9 @@ typedef struct engine_config {
     char query_token[256];
     int query_max_clients;
     int query_cache_mb;
+    int query_idle_timeout_ms;
+    int query_max_bulk;
+    int query_max_output;
     char metrics_listen[256];
     char registry_files[1024];
     char alerts_subscriptions[1024];

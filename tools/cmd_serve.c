@@ -496,6 +496,9 @@ static int start_servers(serve *sv)
         qo.unix_path = cfg->query_unix[0] ? cfg->query_unix : NULL;
         qo.auth_token = cfg->query_token[0] ? cfg->query_token : NULL;
         qo.max_clients = (uint32_t)cfg->query_max_clients;
+        qo.idle_timeout_ms = (uint32_t)cfg->query_idle_timeout_ms;
+        qo.max_bulk_len = (size_t)cfg->query_max_bulk;
+        qo.max_output_len = (size_t)cfg->query_max_output;
         qo.cache_bytes = cfg->query_cache_mb > 0 ? (size_t)cfg->query_cache_mb << 20 : SIZE_MAX;
         qo.storage = sv->st;
         int rc = query_server_create(sv->loop, &qo, &sv->query);

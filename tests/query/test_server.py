@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """test_server.py: the query server end to end, over real sockets.
 
-Starts tests/query/resp_echo_server (the query server on 127.0.0.1, port 0) and talks to it
-with raw sockets (Python standard library only) and, when installed, with redis-cli.
-Prints TAP. Usage: test_server.py SERVER_BINARY [REDIS_CLI_PATH]
+Starts the real daemon, `plume serve` on a store of its own with the query server on
+127.0.0.1 port 0 (limits set through its query.* options), and talks to it with raw sockets
+(Python standard library only) and, when installed, with redis-cli.
+Prints TAP. Usage: test_server.py PLUME_BINARY [REDIS_CLI_PATH]
 """
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,33 +19,41 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import plumetest as pt  # noqa: E402
 from plumetest import check, skip  # noqa: E402
 
-SERVER = sys.argv[1]
+PLUME = pt.init(sys.argv[1])
 REDIS_CLI = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
+DEMO_KEY = "DEMO:a21026:hour"
+DEMO_T0 = 1699920000  # 2023-11-14T00:00:00Z
 
 
 class Server:
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([SERVER, *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("server did not start: " + self.proc.stderr.read())
-        self.port = int(line)
+    """plume serve on a fresh store: the query server on 127.0.0.1 port 0, no HJ 212
+    listener, no metrics page, then ARGS (daemon options). With points, the store first gets
+    DEMO_KEY through plume import: `points` hourly values from DEMO_T0, point i of value i."""
+
+    def __init__(self, *args, points=0):
+        self.dir = tempfile.mkdtemp()
+        db = os.path.join(self.dir, "db")
+        if points:
+            path = os.path.join(self.dir, "demo.csv")
+            with open(path, "w") as f:
+                f.writelines(f"{DEMO_KEY},{DEMO_T0 + 3600 * i},{i}\n" for i in range(points))
+            r = pt.plume("import", "--db", db, path)
+            if r.returncode != 0:
+                raise RuntimeError("plume import failed: " + r.stderr)
+        self.daemon = pt.Serve(db, "--metrics.listen", "", *args, hj212=False)
+        self.port = self.daemon.qport
 
     def rss_kb(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
+        with open(f"/proc/{self.daemon.p.pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         return 0
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return -1
+        rc = self.daemon.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return rc
 
 
 def Conn(port=None, unix=None):
@@ -215,7 +225,7 @@ def test_concurrency(srv):
 
 
 def test_backpressure():
-    srv = Server("--max-output", "65536")
+    srv = Server("--query.max_output", "65536")
     c = Conn(srv.port)
     payload = b"y" * 65536
     count = 200  # 13 MB of replies, far beyond the socket buffers
@@ -239,7 +249,7 @@ def test_backpressure():
 
 
 def test_auth():
-    srv = Server("--token", "s3cret")
+    srv = Server("--query.token", "s3cret")
     c = Conn(srv.port)
     r = c.cmd("PING")
     check(r == "NOAUTH Authentication required.", "commands need AUTH when a token is set", r)
@@ -267,14 +277,18 @@ def test_auth():
         x.close()
     srv.stop()
 
-    p = subprocess.run([SERVER, "--host", "0.0.0.0"], capture_output=True, text=True,
-                       timeout=10)
-    check(p.returncode != 0 and "denied" in p.stderr.lower(),
+    db = tempfile.mkdtemp()
+    p = subprocess.run([PLUME, "serve", "--db", db, "--hj212.listen", "", "--metrics.listen", "",
+                        "--query.listen", "0.0.0.0:0"], capture_output=True, text=True,
+                       timeout=30)
+    check(p.returncode != 0 and "beyond loopback" in p.stderr,
           "binding beyond loopback without a token is refused", p.stderr)
+    shutil.rmtree(db, ignore_errors=True)
 
 
 def test_limits():
-    srv = Server("--idle-ms", "300", "--max-clients", "3", "--max-bulk", "1024")
+    srv = Server("--query.idle_timeout_ms", "300", "--query.max_clients", "3",
+                 "--query.max_bulk", "1024")
     a = Conn(srv.port)
     a.cmd("PING")
     time.sleep(1.0)
@@ -298,7 +312,7 @@ def test_limits():
 
 def test_unix():
     path = os.path.join(tempfile.mkdtemp(), "plume.sock")
-    srv = Server("--unix", path)
+    srv = Server("--query.unix", path)
     c = Conn(unix=path)
     check(c.cmd("PING") == "PONG", "PING over the Unix socket")
     ci = c.cmd("CLIENT", "INFO").decode()
@@ -336,12 +350,10 @@ def test_redis_cli(srv):
 
 
 def test_series():
-    """TS.* over the wire, on the daemon's demo series (48 hourly points, value i)."""
-    import shutil
-    d = tempfile.mkdtemp()
-    srv = Server("--store", d)
-    t0 = 1699920000 * 1000
-    key = "DEMO:a21026:hour"
+    """TS.* over the wire, on an imported series (48 hourly points, value i)."""
+    srv = Server(points=48)
+    t0 = DEMO_T0 * 1000
+    key = DEMO_KEY
     c = Conn(srv.port)
     check(c.cmd("TS.GET", key) == [t0 + 47 * 3600000, "47"], "TS.GET over the wire")
     r = c.cmd("TS.RANGE", key, "-", "+", "AGGREGATION", "avg", "86400000")
@@ -363,12 +375,11 @@ def test_series():
     else:
         skip("redis-cli TS.RANGE", "redis-cli not installed")
     check(srv.stop() == 0, "the server with a store exits cleanly")
-    shutil.rmtree(d)
 
     # Long scans run on worker threads: clients that leave mid-query, and a shutdown with
-    # queries in flight, must neither crash nor leak (the sanitized build checks).
-    d = tempfile.mkdtemp()
-    srv = Server("--store", d, "--demo-points", "50000")
+    # queries in flight, must neither crash nor leak (the sanitized build checks). Without
+    # the reply cache, so that every repeat is computed again.
+    srv = Server("--query.cache_mb", "0", points=50000)
     slow = encode("TS.RANGE", key, "-", "+", "FILTER_BY_VALUE", "-inf", "inf",
                   "AGGREGATION", "std.s", "3600000")
     for _ in range(20):
@@ -387,7 +398,6 @@ def test_series():
     check(srv.stop() == 0, "a shutdown with long scans in flight exits cleanly")
     for x in busy + [c]:
         x.close()
-    shutil.rmtree(d)
 
 
 def main():
