@@ -35,6 +35,7 @@ class Platform:
         self.acks = 0
         self.bad = 0
         self.connections = 0
+        self.finished = 0        # connections read to their end
         self.hist_qn = None
         self.hist_mn = None
         self.clock_qn = None
@@ -43,6 +44,13 @@ class Platform:
 
     async def handle(self, reader, writer):
         self.connections += 1
+        try:
+            await self.read_packets(reader, writer)
+        finally:
+            writer.close()
+            self.finished += 1
+
+    async def read_packets(self, reader, writer):
         buf = b''
         while True:
             data = await reader.read(65536)
@@ -65,7 +73,6 @@ class Platform:
                     self.bad += 1
                     continue
                 self.on_packet(pkt, seg, writer)
-        writer.close()
 
     def on_packet(self, pkt, seg, writer):
         f = fields(seg)
@@ -127,6 +134,12 @@ async def run(label, extra):
     except asyncio.TimeoutError:
         proc.kill()
         out = b''
+    # The simulator has exited, but what it sent last may still wait in the sockets: read
+    # every connection to its end before counting.
+    for _ in range(200):
+        if p.finished >= p.connections:
+            break
+        await asyncio.sleep(0.05)
     server.close()
     await server.wait_closed()
     check_(label, proc.returncode == 0, 'plume sim exits 0')
