@@ -84,7 +84,7 @@ static const opt opts[] = {
       "a delivery still failing after this long is given up (counted and logged)"),
     S("modbus", "config", modbus_config, "",
       "Modbus devices to poll: a JSON file of templates, gateways and devices "
-      "(collectors/modbus/README.md); empty = off"),
+      "(collectors/modbus/README.md), reloaded on SIGHUP; empty = off"),
     B("modbus", "minutes", modbus_minutes, "true",
       "roll Modbus readings up into minute records (MN:code:min), as a DAQ does"),
     B("rollup", "live", rollup_live, "true",

@@ -12,7 +12,7 @@ A test puts tests/ on its path and imports this module:
     pt.finish()                           # prints the TAP plan and exits 1 if a check failed
 
 What is here, by part:
-- TAP: check, skip, diag, finish, skip_all.
+- TAP: check, skip, diag, finish, skip_all, run_in_tmp.
 - Processes: init, plume (run a subcommand), Serve (the daemon), wait_until, free_port,
   wait_listening.
 - RESP: Resp (a client for RESP2 and RESP3), RespError, resp_encode, query (one command),
@@ -28,10 +28,12 @@ import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -74,6 +76,17 @@ def finish():
     """Prints the plan and exits: 1 if any check failed, else 0."""
     print("1..%d" % n_checks, flush=True)
     sys.exit(1 if n_failed else 0)
+
+
+def run_in_tmp(run, prefix="plume-test-"):
+    """run(tmp) in a fresh temporary directory, removed afterwards whatever happens; then
+    finish()."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    try:
+        run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    finish()
 
 
 def skip_all(why):

@@ -380,6 +380,34 @@ static int start_http(serve *sv)
     return 0;
 }
 
+/* A new Modbus configuration file while polling goes on. A file with a mistake changes
+ * nothing: the error names the file and the line. */
+static void reload_modbus(serve *sv)
+{
+    char err[512];
+    char n[7][24];
+    mb_config *cfg;
+    mb_reload_report r;
+    if (!sv->modbus)
+        return;
+    int rc = mb_config_load_file(sv->cfg.modbus_config, &cfg, err, sizeof err);
+    if (rc == 0)
+        rc = mb_poller_reload(sv->modbus, cfg, &r, err, sizeof err);
+    if (rc != 0) {
+        engine_log_kv(ENGINE_LOG_ERROR, "modbus configuration not reloaded", "error", err,
+                      "hint", "the configuration in force stays", NULL);
+        return;
+    }
+    size_t v[7] = {r.endpoints_kept, r.endpoints_changed, r.endpoints_added,
+                   r.endpoints_removed, r.devices, r.devices_added, r.devices_removed};
+    for (int i = 0; i < 7; i++)
+        snprintf(n[i], sizeof n[i], "%zu", v[i]);
+    engine_log_kv(ENGINE_LOG_INFO, "modbus configuration reloaded", "config",
+                  sv->cfg.modbus_config, "gateways_kept", n[0], "gateways_changed", n[1],
+                  "gateways_added", n[2], "gateways_removed", n[3], "devices", n[4],
+                  "devices_added", n[5], "devices_removed", n[6], NULL);
+}
+
 static void reload_http(serve *sv)
 {
     char err[512];
@@ -396,6 +424,7 @@ static void on_signal(uv_signal_t *h, int signum)
             engine_set_registry(sv->eng, sv->registry);
         load_subscriptions(sv);
         reload_http(sv);
+        reload_modbus(sv);
         return;
     }
     stop(sv, signum == SIGTERM ? "SIGTERM" : "SIGINT");

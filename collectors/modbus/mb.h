@@ -173,7 +173,8 @@ typedef struct mb_poller_stats {
 } mb_poller_stats;
 
 typedef struct mb_poller_options {
-    const mb_config *config;     /* borrowed until mb_poller_close returns */
+    const mb_config *config;     /* borrowed until mb_poller_close returns (also when a
+                                  * reload replaced it: links may still use it) */
     storage *st;                 /* borrowed: device states go to its "sources" table */
     bool rollup_minutes;         /* roll readings up to MN:code:min (default on: true) */
     uint64_t seed;               /* jitter; 0: from the clock */
@@ -186,6 +187,26 @@ typedef struct mb_poller_options {
 int mb_poller_start(struct uv_loop_s *loop, engine *e, const mb_poller_options *opts,
                     mb_poller **out);
 void mb_poller_get_stats(mb_poller *p, mb_poller_stats *out);
+
+/* What a reload changed. An endpoint is known by its name: kept (nothing about it, its
+ * devices or their templates changed), changed (restarted with its new settings and read
+ * plans), removed, added. Devices by MN. */
+typedef struct mb_reload_report {
+    size_t endpoints_kept, endpoints_changed, endpoints_removed, endpoints_added;
+    size_t devices, devices_added, devices_removed;
+} mb_reload_report;
+
+/* Applies a new configuration while polling goes on; the poller owns cfg from the call on,
+ * whatever it returns. Kept endpoints go on untouched (thread, connection, breakers);
+ * changed and removed ones are told to stop after their current request; changed and added
+ * ones start once every stopped one has (a little later, on the loop: one thread owns an
+ * endpoint at a time). Devices keep their states and counts by MN; the records of devices
+ * no longer configured are deleted. A new endpoint needs a free reserved fd below 1024
+ * (32 spares are kept at start; see README.md); without one it is logged and not
+ * started. Returns 0 with *rep filled, -EBUSY while the previous reload is still completing
+ * (err says so), -ENOMEM. Loop thread. */
+int mb_poller_reload(mb_poller *p, mb_config *cfg, mb_reload_report *rep, char *err,
+                     size_t errlen);
 /* Stops the threads (each finishes its current request, bounded by its timeouts), ingests
  * what they read, writes the final states, and closes the loop handles; the memory goes
  * when the loop runs their close callbacks. */

@@ -2,8 +2,8 @@
  * keeps in which registers), and gateways (TCP) or serial lines (RTU) with the devices behind
  * them, each naming its MN, unit id and template. A site has hundreds of identical analyzers,
  * so registers are described once per template. The file is JSON (cJSON); the first problem
- * found refuses the whole file with its JSON path, so a typo never silently drops a device.
- * The format is documented in README.md. */
+ * found refuses the whole file with its line and JSON path, so a typo never silently drops a
+ * device. The format is documented in README.md. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -20,7 +20,95 @@ typedef struct pctx {
     const char *source;
     char *err;
     size_t errlen;
+    const char *text;   /* the file, to find the line of a path */
+    size_t len;
 } pctx;
+
+static size_t skip_ws(const char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* The end of the JSON value at s[i] (the text parsed, so it is well formed). */
+static size_t skip_value(const char *s, size_t n, size_t i)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (; i < n; i++) {
+        char ch = s[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_str = false;
+            if (!in_str && depth == 0)
+                return i + 1;
+            continue;
+        }
+        if (ch == '"')
+            in_str = true;
+        else if (ch == '{' || ch == '[')
+            depth++;
+        else if (ch == '}' || ch == ']') {
+            if (depth == 0)
+                return i; /* the end of an enclosing container: a scalar ended before it */
+            if (--depth == 0)
+                return i + 1;
+        } else if (depth == 0 && (ch == ',' || ch == ' ' || ch == '\n' || ch == '\r' ||
+                                  ch == '\t'))
+            return i;
+    }
+    return n;
+}
+
+/* From the value at s[i] to the next member or element (past the comma), or the close. */
+static size_t next_item(const char *s, size_t n, size_t i)
+{
+    i = skip_ws(s, n, skip_value(s, n, i));
+    return skip_ws(s, n, i + (i < n && s[i] == ','));
+}
+
+/* The offset of the value a path such as $.gateways[2].devices[5] names, as far as it can
+ * be followed (the first key of a name, as cJSON finds it). */
+static size_t locate(const char *s, size_t n, const char *path)
+{
+    size_t at = skip_ws(s, n, 0);
+    const char *p = path[0] == '$' ? path + 1 : path;
+    while (*p && at < n) {
+        if (*p == '.' && s[at] == '{') {
+            size_t klen = strcspn(p + 1, ".[");
+            size_t i = skip_ws(s, n, at + 1), found = SIZE_MAX;
+            while (i < n && s[i] == '"' && found == SIZE_MAX) {
+                size_t kend = skip_value(s, n, i);
+                bool match = kend - i - 2 == klen && memcmp(s + i + 1, p + 1, klen) == 0;
+                i = skip_ws(s, n, kend);
+                i = skip_ws(s, n, i + (i < n && s[i] == ':'));
+                if (match)
+                    found = i;
+                else
+                    i = next_item(s, n, i);
+            }
+            if (found == SIZE_MAX)
+                break;
+            at = found;
+            p += 1 + klen;
+        } else if (*p == '[' && s[at] == '[') {
+            long k = strtol(p + 1, NULL, 10);
+            size_t i = skip_ws(s, n, at + 1);
+            for (long j = 0; j < k && i < n && s[i] != ']'; j++)
+                i = next_item(s, n, i);
+            if (i >= n || s[i] == ']')
+                break;
+            at = i;
+            p = strchr(p, ']') ? strchr(p, ']') + 1 : p + strlen(p);
+        } else {
+            break;
+        }
+    }
+    return at;
+}
 
 __attribute__((format(printf, 3, 4))) static int fail(pctx *c, const char *path,
                                                       const char *fmt, ...)
@@ -30,7 +118,10 @@ __attribute__((format(printf, 3, 4))) static int fail(pctx *c, const char *path,
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    snprintf(c->err, c->errlen, "%s: %s: %s", c->source, path, what);
+    size_t line = 1, at = c->text ? locate(c->text, c->len, path) : 0;
+    for (size_t i = 0; i < at; i++)
+        line += c->text[i] == '\n';
+    snprintf(c->err, c->errlen, "%s:%zu: %s: %s", c->source, line, path, what);
     return -EINVAL;
 }
 
@@ -391,7 +482,7 @@ static int parse_root(pctx *c, const cJSON *root, mb_config *cfg)
 int mb_config_parse(const char *text, size_t len, const char *source, mb_config **out,
                     char *err, size_t errlen)
 {
-    pctx c = {source ? source : "config", err, errlen};
+    pctx c = {source ? source : "config", err, errlen, text, len};
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();

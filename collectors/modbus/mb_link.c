@@ -81,16 +81,24 @@ static int64_t backoff_ms(mb_link *L, int64_t base, int k, int64_t max)
     return d - d / 4 + rand_below(L, d / 2 + 1);
 }
 
-/* Sleeps until the monotonic time t or until the poller stops; false when stopping. */
+/* True once the poller closes or a reload retires this link. The flags are written under
+ * p->lock; this read is atomic so a thread between reads needs no lock to see them. */
+static bool should_stop(mb_link *L)
+{
+    return __atomic_load_n(&L->p->stopping, __ATOMIC_ACQUIRE) ||
+           __atomic_load_n(&L->quit, __ATOMIC_ACQUIRE);
+}
+
+/* Sleeps until the monotonic time t or until the link must stop; false when stopping. */
 static bool sleep_until(mb_link *L, int64_t t)
 {
     struct mb_poller *p = L->p;
     struct timespec ts = {.tv_sec = t / 1000, .tv_nsec = (t % 1000) * 1000000};
     pthread_mutex_lock(&p->lock);
-    while (!p->stopping && mb_mono_ms() < t)
+    while (!should_stop(L) && mb_mono_ms() < t)
         if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT)
             break;
-    bool go = !p->stopping;
+    bool go = !should_stop(L);
     pthread_mutex_unlock(&p->lock);
     return go;
 }
@@ -272,7 +280,8 @@ static void poll_device(mb_link *L, uint32_t i, mb_devrt *d, int64_t now)
     mb_msg *m = new_msg(dev);
     if (!m)
         return;
-    m->dev = L->first_dev + i;
+    m->link = L;
+    m->dev = i;
     m->ts = time(NULL);
     ADD(polls, 1);
     int worst = RES_OK;
@@ -391,7 +400,10 @@ static void on_fire(void *arg, uint32_t id, int64_t slot_ms)
     int64_t late_us = real_us() - slot_ms * 1000, now = mb_mono_ms();
     if (late_us > (int64_t)ep->interval_ms * 1000)
         ADD(late_cycles, 1); /* a slot or more was missed; the scheduler skips them */
-    if (d->nbad == ep->devices[id].tpl->nblocks || (d->state == MB_STATE_DOWN && now < d->retry_ms)) {
+    if (should_stop(L)) {
+        /* stopping: the devices still due this round are not read (each could time out) */
+    } else if (d->nbad == ep->devices[id].tpl->nblocks ||
+               (d->state == MB_STATE_DOWN && now < d->retry_ms)) {
         ADD(skipped, 1); /* refused everything, or its circuit is open */
     } else {
         if (d->state == MB_STATE_UP) /* what a healthy device waited */
@@ -412,14 +424,20 @@ void *mb_link_main(void *arg)
         if (!sleep_until(L, mb_mono_ms() + (wait > 0 ? wait : 0)))
             break;
     }
-    disconnect(L);
+    disconnect(L); /* the placeholder is back on the reserved number: it can be reused */
+    mb_msg *m = L->exit_msg; /* the last message: the loop joins and frees this link */
+    L->exit_msg = NULL;
+    m->link = L;
+    m->exited = true;
+    mb_poller_post(L->p, m);
     return NULL;
 }
 
 int mb_link_init(mb_link *L)
 {
     L->devs = calloc(L->ep->ndevices, sizeof *L->devs);
-    if (!L->devs)
+    L->exit_msg = calloc(1, sizeof *L->exit_msg);
+    if (!L->devs || !L->exit_msg)
         return -ENOMEM;
     for (size_t i = 0; i < L->ep->ndevices; i++) {
         L->devs[i].bad = calloc(L->ep->devices[i].tpl->nblocks, 1);
@@ -451,6 +469,8 @@ void mb_link_free(mb_link *L)
     if (L->ctx)
         modbus_free(L->ctx);
     coll_sched_destroy(L->sched);
+    free(L->exit_msg); /* still here when the thread never ran */
+    L->exit_msg = NULL;
     L->sched = NULL;
     L->ctx = NULL;
     L->devs = NULL;

@@ -110,6 +110,28 @@ static void test_bad(void)
     CHECK_EQ_INT(mb_config_parse(broken, strlen(broken), "x.json", &c, err, sizeof err),
                  -EINVAL);
     CHECK(strstr(err, "x.json:3: not valid JSON") != NULL);
+    /* A mistake is named by its line too: the line its object (or member) starts on. */
+    const char *lines = "{\n"
+                        " \"templates\": [{\"name\": \"t\", \"registers\": [\n"
+                        "   {\"code\": \"a\", \"address\": 0, \"type\": \"int16\"}]}],\n"
+                        " \"gateways\": [\n"
+                        "  {\"name\": \"g\", \"tcp\": \"h:1\",\n"
+                        "   \"devices\": [\n"
+                        "    {\"mn\": \"A\", \"unit\": 1, \"template\": \"t\"},\n"
+                        "    {\"mn\": \"B\", \"unit\": 999, \"template\": \"t\"}]}]}";
+    CHECK_EQ_INT(mb_config_parse(lines, strlen(lines), "x.json", &c, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "x.json:8: $.gateways[0].devices[1]: \"unit\"") != NULL);
+    char other[1024];
+    snprintf(other, sizeof other, "%s", lines);
+    memcpy(strstr(other, "int16"), "int17", 5);
+    CHECK_EQ_INT(mb_config_parse(other, strlen(other), "x.json", &c, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "x.json:3: $.templates[0].registers[0]: \"type\"") != NULL);
+    snprintf(other, sizeof other, "%s", lines);
+    memcpy(strstr(other, "h:1"), "h:0", 3);
+    CHECK_EQ_INT(mb_config_parse(other, strlen(other), "x.json", &c, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "x.json:5: $.gateways[0]: \"tcp\"") != NULL);
+    if (!strstr(err, "x.json:5:"))
+        printf("#   message: %s\n", err);
     CHECK_EQ_INT(mb_config_load_file("/nonexistent/modbus.json", &c, err, sizeof err), -ENOENT);
     CHECK(strstr(err, "cannot open") != NULL);
 }
