@@ -456,10 +456,13 @@ class Receiver:
     """A webhook receiver: an HTTP server on 127.0.0.1 in a thread that records every POST
     as (arrival time, path, headers dict, body bytes) in `requests` (under `lock`) and
     answers per its mode: "ok" 200, "flaky" 500 on every other request, "hang" never.
-    With start=False it listens only once start() is called (a receiver that is down)."""
+    With start=False it listens only once start() is called (a receiver that is down).
+    keep_alive=False answers in HTTP/1.0, closing each connection: the sender opens one per
+    request, as to most robot and webhook endpoints."""
 
-    def __init__(self, mode="ok", port=0, start=True):
+    def __init__(self, mode="ok", port=0, start=True, keep_alive=True):
         self.mode = mode
+        self.keep_alive = keep_alive
         self.requests = []
         self.lock = threading.Lock()
         self.count = 0
@@ -472,7 +475,7 @@ class Receiver:
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            protocol_version = "HTTP/1.1" if receiver.keep_alive else "HTTP/1.0"
 
             def log_message(self, *args):
                 pass

@@ -37,7 +37,7 @@ def send_hour(dev, t, so2, o2=6.0):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="plume-alerts-")
-    rcv = pt.Receiver()
+    rcv = pt.Receiver(keep_alive=False)
     try:
         run(tmp, rcv)
     finally:

@@ -27,7 +27,7 @@ pt.init(sys.argv[1])
 MN = "320102A0000000000000CD01"  # minutes, hours, mismatch, late data
 MN2 = "320102A0000000000000CD02"  # flat line, zeros, silence
 T0 = 1793462400  # 2026-11-01T00:00:00+08:00
-RCV = pt.Receiver()  # the webhook receiver of every finding
+RCV = pt.Receiver(keep_alive=False)  # the webhook receiver of every finding
 
 
 def alerts(kind, mn=None, timeout=10.0, want=1, pollutant=None):
