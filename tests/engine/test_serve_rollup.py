@@ -31,12 +31,15 @@ RCV = pt.Receiver(keep_alive=False)  # the webhook receiver of every finding
 
 
 def alerts(kind, mn=None, timeout=10.0, want=1, pollutant=None):
+    """The alerts of a kind received so far, in the order plume issued them (episode start,
+    then revision): it sends up to four requests at once to one receiver, so a firing and
+    its resolution sent together may arrive in either order."""
     end = time.time() + timeout
     while True:
         got = [a for a in RCV.bodies() if a.get("kind") == kind and (mn is None or a["mn"] == mn)
                and (pollutant is None or a["pollutant"] == pollutant)]
         if len(got) >= want or time.time() > end:
-            return got
+            return sorted(got, key=lambda a: (a.get("start") or "", a.get("revision", 0)))
         time.sleep(0.05)
 
 
