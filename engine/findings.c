@@ -10,9 +10,11 @@
  * alert id per run (derived from the outlet, code, kind and the run's start), first firing,
  * then resolved, staged into the batch that holds the data that decided it.
  *
- * Runs are fed in time order. A period older than the run's last one (history pulled later)
- * is not judged here: late data cannot rewrite a run already reported. The batch check
- * (engine_quality_check) sees everything. The thresholds are engine_quality_opts, the same
+ * Runs are fed in time order. Hours missing inside an hourly run wait for history pulled
+ * later (a gap: FIND_GAP_WAIT), which makes the run whole again or splits it; any other
+ * period older than the run's last one is not judged here: late data cannot rewrite a run
+ * already reported. The batch check (engine_quality_check) sees everything. RULES.md, "Late
+ * hours". The thresholds are engine_quality_opts, the same
  * the batch check uses, set from the [quality] settings.
  */
 #include <errno.h>
@@ -57,6 +59,7 @@ void frun_init(frun *r)
 {
     memset(r, 0, sizeof *r);
     r->last = INT64_MIN;
+    r->gap_start = INT64_MIN;
 }
 
 int findings_create(const engine_quality_opts *o, findings **out)
@@ -163,15 +166,111 @@ static void run_close(findings *f, const judge_ctx *c, const finding_key *k, fru
     frun_init(r);
 }
 
+static void run_fire(findings *f, const judge_ctx *c, const finding_key *k, frun *r,
+                     uint32_t min_count)
+{
+    if (!r->fired && r->count >= (min_count ? min_count : 1)) {
+        r->fired = true;
+        emit(f, c, k, ENGINE_ALERT_FIRING, r->start, 0, r->value, r->ref);
+    }
+}
+
+/* Periods of the gap filled from its first on. */
+static uint32_t gap_filled_front(const frun *r)
+{
+    uint32_t n = 0;
+    while (n < 64 && (r->filled >> n & 1))
+        n++;
+    return n;
+}
+
+/* The gap stays open: the run before it ends where its periods stop (resolving if it fired)
+ * and the periods after it are the run from now on, a new one with its own start. */
+static void gap_split(findings *f, const judge_ctx *c, const finding_key *k, frun *r,
+                      int64_t step, uint32_t min_count)
+{
+    int64_t end = r->gap_start + (int64_t)gap_filled_front(r) * step;
+    if (r->fired)
+        emit(f, c, k, ENGINE_ALERT_RESOLVED, r->start, end, r->value, r->ref);
+    r->start = r->gap_end;
+    r->count = r->post;
+    r->value = r->post_value;
+    r->ref = r->post_ref;
+    r->fired = false;
+    r->gap_start = INT64_MIN;
+    run_fire(f, c, k, r, min_count);
+}
+
+/* Whether value continues run r (flat lines: equal to its value; others: any). */
+static bool continues(const findings *f, const finding_key *k, const frun *r, double value)
+{
+    return k->kind != ENGINE_FIND_FLATLINE || fabs(value - r->value) <= f->q.flat_tolerance;
+}
+
+/* A late period inside the run's gap: it fills it, or breaks the run there. */
+static void gap_late(findings *f, const judge_ctx *c, const finding_key *k, frun *r,
+                     int64_t ts, int64_t step, bool cond, double value, uint32_t min_count)
+{
+    uint32_t bit = (uint32_t)((ts - r->gap_start) / step);
+    if (!cond || !continues(f, k, r, value)) {
+        r->filled &= bit ? (UINT64_C(1) << bit) - 1 : 0; /* the run before stops here */
+        gap_split(f, c, k, r, step, min_count);
+        return;
+    }
+    r->filled |= UINT64_C(1) << bit;
+    uint32_t len = (uint32_t)((r->gap_end - r->gap_start) / step);
+    if (gap_filled_front(r) < len)
+        return;
+    r->count += len + r->post; /* whole again: one run, under its first start */
+    if (k->kind != ENGINE_FIND_FLATLINE && r->post_value > r->value)
+        r->value = r->post_value;
+    r->gap_start = INT64_MIN;
+    run_fire(f, c, k, r, min_count);
+}
+
 void findings_feed(findings *f, const judge_ctx *c, const finding_key *k, frun *r, int64_t ts,
                    int64_t step, bool cond, double value, double ref, uint32_t min_count)
 {
-    if (r->last != INT64_MIN && ts <= r->last)
-        return; /* late: this run has moved on */
     bool flat = k->kind == ENGINE_FIND_FLATLINE;
-    if (r->last != INT64_MIN &&
-        (!cond || ts != r->last + step ||
-         (flat && fabs(value - r->value) > f->q.flat_tolerance)))
+    if (r->last != INT64_MIN && ts <= r->last) {
+        if (r->gap_start != INT64_MIN && ts >= r->gap_start && ts < r->gap_end)
+            gap_late(f, c, k, r, ts, step, cond, value, min_count);
+        return; /* else late: this run has moved on */
+    }
+    if (r->gap_start != INT64_MIN) {
+        /* Periods after a gap: the gap waits for late periods while they go on, up to
+         * FIND_GAP_WAIT of them, and never long enough for them to fire on their own. */
+        if (cond && ts == r->last + step && continues(f, k, r, value) &&
+            r->post < FIND_GAP_WAIT && r->post + 1 < (min_count ? min_count : 1)) {
+            r->last = ts;
+            r->post++;
+            if (!flat && value > r->post_value)
+                r->post_value = value;
+            return;
+        }
+        gap_split(f, c, k, r, step, min_count);
+        if (cond && ts == r->last + step && continues(f, k, r, value)) {
+            r->last = ts; /* the periods after the gap go on as the run */
+            r->count++;
+            if (!flat && value > r->value)
+                r->value = value;
+            run_fire(f, c, k, r, min_count);
+            return;
+        }
+    }
+    if (r->last != INT64_MIN && cond && step == 3600 && ts > r->last + step &&
+        ts - r->last - step <= 64 * step && continues(f, k, r, value) && min_count > 1) {
+        /* Hours missing inside the run: history pulled later may fill them. */
+        r->gap_start = r->last + step;
+        r->gap_end = ts;
+        r->filled = 0;
+        r->post = 1;
+        r->post_value = value;
+        r->post_ref = ref;
+        r->last = ts;
+        return;
+    }
+    if (r->last != INT64_MIN && (!cond || ts != r->last + step || !continues(f, k, r, value)))
         run_close(f, c, k, r, step);
     if (!cond)
         return;
@@ -186,10 +285,7 @@ void findings_feed(findings *f, const judge_ctx *c, const finding_key *k, frun *
     }
     r->last = ts;
     r->count++;
-    if (!r->fired && r->count >= (min_count ? min_count : 1)) {
-        r->fired = true;
-        emit(f, c, k, ENGINE_ALERT_FIRING, r->start, 0, r->value, r->ref);
-    }
+    run_fire(f, c, k, r, min_count);
 }
 
 /* ---- Per-outlet checks on reported hours ------------------------------------------------- */
@@ -393,9 +489,10 @@ void findings_hour(findings *f, const judge_ctx *c, fwatch *w, const engine_outl
 
 /* ---- State as bytes (kept in the store with the data that changed it) ------------------ */
 
+/* A run: 0 (none), or 1 and its fields, or 2, its fields and its gap's. */
 static void put_run(wbuf *b, const frun *r)
 {
-    put_u8(b, r->last != INT64_MIN);
+    put_u8(b, r->last == INT64_MIN ? 0 : r->gap_start == INT64_MIN ? 1 : 2);
     if (r->last == INT64_MIN)
         return;
     put_u64(b, (uint64_t)r->start);
@@ -404,6 +501,14 @@ static void put_run(wbuf *b, const frun *r)
     put_f64(b, r->ref);
     put_u32(b, r->count);
     put_u8(b, r->fired);
+    if (r->gap_start == INT64_MIN)
+        return;
+    put_u64(b, (uint64_t)r->gap_start);
+    put_u64(b, (uint64_t)r->gap_end);
+    put_u64(b, r->filled);
+    put_u32(b, r->post);
+    put_f64(b, r->post_value);
+    put_f64(b, r->post_ref);
 }
 
 /* A stored time the engine can do arithmetic on: within +-34,000 years of 1970. */
@@ -424,10 +529,24 @@ static void get_run(rbuf *b, frun *r)
     r->ref = get_f64(b);
     r->count = get_u32(b);
     uint8_t fired = get_u8(b);
-    if (present != 1 || fired > 1 || !time_ok(r->start) || !time_ok(r->last) ||
+    if (present > 2 || fired > 1 || !time_ok(r->start) || !time_ok(r->last) ||
         r->start > r->last)
         b->bad = true;
     r->fired = fired;
+    if (present != 2)
+        return;
+    r->gap_start = (int64_t)get_u64(b);
+    r->gap_end = (int64_t)get_u64(b);
+    r->filled = get_u64(b);
+    r->post = get_u32(b);
+    r->post_value = get_f64(b);
+    r->post_ref = get_f64(b);
+    /* Gaps are of hours, at most 64, between the run's start and its last period. */
+    int64_t len = r->gap_end - r->gap_start;
+    if (!time_ok(r->gap_start) || !time_ok(r->gap_end) || r->gap_start <= r->start ||
+        r->gap_end > r->last || len <= 0 || len % 3600 || len > 64 * 3600 ||
+        r->filled >> (len / 3600 - 1) >> 1 || r->post == 0)
+        b->bad = true;
 }
 
 void fwatch_encode(const fwatch *w, wbuf *b)

@@ -28,14 +28,26 @@ void live_get_stats(const live *l, engine_live_stats *out);
 
 /* One condition tracked over consecutive periods of one outlet (and code): a run of
  * periods where it holds; it fires once the run is min_count periods long and resolves at
- * the first period that breaks it (the condition fails, or a period is missing). */
+ * the first period that breaks it (the condition fails, or a period is missing). Hours
+ * missing inside an hourly run wait a little for late data (FIND_GAP_WAIT, findings.c). */
 typedef struct frun {
     int64_t start, last;  /* period starts of the run; last == INT64_MIN: no run */
     double value;         /* flat lines: the run's value; others: the run's peak */
     double ref;           /* the threshold or computed value of the run's first period */
-    uint32_t count;
+    uint32_t count;       /* periods in the run (before its gap, while one is open) */
     bool fired;
+    /* Hours missing inside an hourly run (gap_start <= t < gap_end; gap_start INT64_MIN:
+     * none), which history pulled later may fill: `filled` has bit i for hour gap_start +
+     * i h once it arrived holding the condition; `post` periods from gap_end to last hold
+     * it too, with their peak and first reference. */
+    int64_t gap_start, gap_end;
+    uint64_t filled;
+    uint32_t post;
+    double post_value, post_ref;
 } frun;
+
+/* Periods after a gap that wait for late periods to fill it before the run splits there. */
+#define FIND_GAP_WAIT 6
 
 void frun_init(frun *r);
 

@@ -167,6 +167,60 @@ static void test_flatline(void)
     fwatch_destroy(w);
 }
 
+/* Hours missing inside a run, then pulled late from the device's history: the run goes on
+ * under its id. Left missing, or arriving with another value, they split it. */
+static void test_gap_filled_late(void)
+{
+    fwatch *w = fwatch_create();
+    ngot = 0;
+    for (int k = 0; k < 25; k++)
+        hour(w, T0 + k * 3600, 42.5, 'N', o2_of(k), 50);
+    CHECK_EQ_INT(count("flatline", "firing"), 1);
+    hour(w, T0 + 27 * 3600, 42.5, 'N', o2_of(27), 50); /* 25 and 26 missing */
+    hour(w, T0 + 28 * 3600, 42.5, 'N', o2_of(28), 50);
+    CHECK_EQ_INT(ngot, 1);
+    hour(w, T0 + 26 * 3600, 42.5, 'N', o2_of(26), 50); /* history, out of order */
+    hour(w, T0 + 25 * 3600, 42.5, 'N', o2_of(25), 50);
+    CHECK_EQ_INT(ngot, 1);
+    for (int k = 29; k < 40; k++) /* longer than a gap waits: it was filled */
+        hour(w, T0 + k * 3600, 42.5, 'N', o2_of(k), 50);
+    CHECK_EQ_INT(ngot, 1);
+    hour(w, T0 + 40 * 3600, 43.0, 'N', o2_of(40), 50);
+    CHECK_EQ_INT(count("flatline", "resolved"), 1);
+    const caught *r = find("flatline", "resolved");
+    CHECK(r && !strcmp(r->start, "2026-11-01T00:00:00+08:00") &&
+          !strcmp(r->end, "2026-11-02T16:00:00+08:00") && !strcmp(r->id, got[0].id));
+    fwatch_destroy(w);
+
+    /* Never filled: the run ends at the gap once FIND_GAP_WAIT hours followed it. */
+    w = fwatch_create();
+    ngot = 0;
+    for (int k = 0; k < 25; k++)
+        hour(w, T0 + k * 3600, 42.5, 'N', o2_of(k), 50);
+    for (int k = 26; k < 26 + FIND_GAP_WAIT; k++)
+        hour(w, T0 + k * 3600, 42.5, 'N', o2_of(k), 50);
+    CHECK_EQ_INT(ngot, 1);
+    hour(w, T0 + (26 + FIND_GAP_WAIT) * 3600, 42.5, 'N', o2_of(0), 50);
+    r = find("flatline", "resolved");
+    CHECK(r && !strcmp(r->end, "2026-11-02T01:00:00+08:00") && !strcmp(r->id, got[0].id));
+    hour(w, T0 + 25 * 3600, 42.5, 'N', o2_of(25), 50); /* too late: changes nothing */
+    CHECK_EQ_INT(ngot, 2);
+    fwatch_destroy(w);
+
+    /* Filled with another value: the run ends there at once. */
+    w = fwatch_create();
+    ngot = 0;
+    for (int k = 0; k < 25; k++)
+        hour(w, T0 + k * 3600, 42.5, 'N', o2_of(k), 50);
+    hour(w, T0 + 28 * 3600, 42.5, 'N', o2_of(28), 50); /* 25, 26, 27 missing */
+    hour(w, T0 + 25 * 3600, 42.5, 'N', o2_of(25), 50);
+    hour(w, T0 + 26 * 3600, 41.0, 'N', o2_of(26), 50);
+    r = find("flatline", "resolved");
+    CHECK(r && !strcmp(r->end, "2026-11-02T02:00:00+08:00"));
+    CHECK_EQ_INT(ngot, 2);
+    fwatch_destroy(w);
+}
+
 static void test_flat_needs_running_plant(void)
 {
     fwatch *w = fwatch_create();
@@ -190,14 +244,22 @@ static void test_zeros(void)
     CHECK_EQ_INT(count("zeros", NULL), 0);
     hour(w, T0 + 3 * 3600, 0, 'N', o2_of(3), 50);
     CHECK_EQ_INT(count("zeros", "firing"), 1);
-    hour(w, T0 + 5 * 3600, 0, 'N', o2_of(5), 50); /* an hour missing ends the run */
+    /* An hour missing: late data may still fill it, until the hours after it would fire on
+     * their own; then the run ends where its hours stopped, and they are a run of their own. */
+    hour(w, T0 + 5 * 3600, 0, 'N', o2_of(5), 50);
+    hour(w, T0 + 6 * 3600, 0, 'N', o2_of(6), 50);
+    CHECK_EQ_INT(count("zeros", NULL), 1);
+    hour(w, T0 + 7 * 3600, 0, 'N', o2_of(7), 50);
     const caught *r = find("zeros", "resolved");
     CHECK(r && !strcmp(r->end, "2026-11-01T04:00:00+08:00"));
+    CHECK_EQ_INT(count("zeros", "firing"), 2);
+    CHECK(!strcmp(got[ngot - 1].state, "firing") &&
+          !strcmp(got[ngot - 1].start, "2026-11-01T05:00:00+08:00"));
     CHECK_EQ_INT(count("flatline", NULL), 0); /* zeros are not flat lines */
     ngot = 0;
     for (int k = 10; k < 20; k++) /* zeros while the flow is 0: a stopped plant */
         hour(w, T0 + k * 3600, 0, 'N', o2_of(k), 0);
-    CHECK_EQ_INT(count("zeros", NULL), 0);
+    CHECK_EQ_INT(count("zeros", "firing"), 0); /* (the run before resolves) */
     fwatch_destroy(w);
 }
 
@@ -270,6 +332,7 @@ int main(void)
 {
     setup();
     test_flatline();
+    test_gap_filled_late();
     test_flat_needs_running_plant();
     test_zeros();
     test_dilution();

@@ -252,7 +252,7 @@ static void record(void)
     o.fw = fwatch_create();
     frun *m = fwatch_mismatch_run(o.fw, "a21026");
     *m = (frun){.start = T0, .last = T0 + 3600, .value = 15, .ref = 12.5, .count = 2,
-                .fired = true};
+                .fired = true, .gap_start = INT64_MIN};
     uint8_t *buf, *buf2;
     size_t len, len2;
     CHECK_EQ_INT(live_state_encode(&o, &buf, &len), 0);
@@ -266,6 +266,19 @@ static void record(void)
           bm->value == 15 && bm->ref == 12.5);
     CHECK_EQ_INT(live_state_encode(&back, &buf2, &len2), 0);
     CHECK(len2 == len && memcmp(buf, buf2, len) == 0);
+    free(buf2);
+    /* A run with hours missing inside it, one of them since filled. */
+    *bm = (frun){.start = T0, .last = T0 + 5 * 3600, .value = 15, .ref = 12.5, .count = 2,
+                 .gap_start = T0 + 2 * 3600, .gap_end = T0 + 4 * 3600, .filled = 1,
+                 .post = 2, .post_value = 16, .post_ref = 12};
+    CHECK_EQ_INT(live_state_encode(&back, &buf2, &len2), 0);
+    lout g;
+    memset(&g, 0, sizeof g);
+    CHECK_EQ_INT(live_state_decode(f, buf2, len2, &g), 0);
+    frun *gm = g.fw ? fwatch_mismatch_run(g.fw, "a21026") : NULL;
+    CHECK(gm && gm->gap_start == T0 + 2 * 3600 && gm->gap_end == T0 + 4 * 3600 &&
+          gm->filled == 1 && gm->post == 2 && gm->post_value == 16 && gm->post_ref == 12);
+    fwatch_destroy(g.fw);
     int refused = 0, held = 0;
     for (size_t cut = 0; cut < len; cut++) {
         lout t;
