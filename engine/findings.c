@@ -14,8 +14,8 @@
  * later (a gap: FIND_GAP_WAIT), which makes the run whole again or splits it; any other
  * period older than the run's last one is not judged here: late data cannot rewrite a run
  * already reported. The batch check (engine_quality_check) sees everything. RULES.md, "Late
- * hours". The thresholds are engine_quality_opts, the same
- * the batch check uses, set from the [quality] settings.
+ * hours". The thresholds are engine_quality_opts, the same the batch check uses, set from
+ * the [quality] settings.
  */
 #include <errno.h>
 #include <math.h>
