@@ -60,6 +60,7 @@ struct dest {
     uint64_t robot_sent[ROBOT_PER_MINUTE]; /* loop times of the last sends, a ring */
     unsigned robot_n;  /* sends so far */
     delivery *head, *tail; /* waiting, in order */
+    delivery *flying;  /* sent, awaiting their response (linked through next) */
     size_t queued, inflight;
     int streak;        /* consecutive failures; 0 while healthy */
     uint64_t paused_until; /* loop time, ms */
@@ -357,6 +358,11 @@ static void on_response(void *arg, const engine_http_response *res)
     delivery *dl = arg;
     dest *d = dl->d;
     engine_alerts *a = d->a;
+    for (delivery **p = &d->flying; *p; p = &(*p)->next)
+        if (*p == dl) {
+            *p = dl->next;
+            break;
+        }
     d->inflight--;
     if (a->closing) { /* the record stays in the outbox for the next start */
         delivery_free(dl);
@@ -420,13 +426,26 @@ static int send_one(engine_alerts *a, delivery *dl)
         d->robot_sent[d->robot_n++ % ROBOT_PER_MINUTE] = uv_now(a->loop);
         dl->attempts++;
         a->stats.attempts++;
+        dl->next = d->flying;
+        d->flying = dl;
         d->inflight++;
         a->refs++;
     }
     return rc;
 }
 
-/* Sends what the destination may send now; arms its timer while it is paused. */
+/* Whether a state of this alert is on its way to d: its next state must wait for the answer,
+ * or a receiver could see "resolved" before the "firing" it closes. */
+static bool alert_flying(const dest *d, const char *id)
+{
+    for (const delivery *f = d->flying; f; f = f->next)
+        if (strcmp(f->rec->al->id, id) == 0)
+            return true;
+    return false;
+}
+
+/* Sends what the destination may send now, in order, except that the states of one alert go
+ * one at a time; arms its timer while it is paused. */
 static void pump(dest *d)
 {
     engine_alerts *a = d->a;
@@ -451,10 +470,19 @@ static void pump(dest *d)
                 return;
             }
         }
-        delivery *dl = d->head;
-        d->head = dl->next;
-        if (!d->head)
-            d->tail = NULL;
+        delivery *prev = NULL, *dl = d->head;
+        while (dl && d->inflight && alert_flying(d, dl->rec->al->id)) {
+            prev = dl;
+            dl = dl->next;
+        }
+        if (!dl)
+            return; /* all that waits follows a state in flight: its answer pumps again */
+        if (prev)
+            prev->next = dl->next;
+        else
+            d->head = dl->next;
+        if (d->tail == dl)
+            d->tail = prev;
         d->queued--;
         int rc = send_one(a, dl);
         if (rc == -EINVAL) { /* a URL the client refuses will never work */

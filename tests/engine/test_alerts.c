@@ -2,7 +2,8 @@
  * the same loop: delivered once with the right JSON and idempotency key; a receiver that is
  * down and comes back gets everything; one that fails every other request gets everything,
  * repeats only under the same key; dead and hanging receivers do not delay a healthy one;
- * 4xx refusals, robot errcodes, Retry-After, giving up; the outbox records written with
+ * 4xx refusals, robot errcodes, Retry-After, giving up; the states of one alert reach a
+ * receiver in order even when the first must be retried; the outbox records written with
  * the batch, deleted when done, and resumed by a new instance. */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -383,6 +384,62 @@ static void test_down_then_up(void)
     stub_shutdown(&s);
 }
 
+/* Fails the first attempt of every "firing" state: its retry comes after a backoff, while
+ * the "resolved" state behind it could be sent at once. */
+static void respond_fail_first_firing(http_stub *s, const stub_request *req, stub_reply *rep)
+{
+    char k[128];
+    stub_header(req, "Idempotency-Key", k, sizeof k);
+    int seen = 0;
+    for (const stub_request *r = s->reqs; r < req; r++) {
+        char k2[128];
+        seen += strcmp(stub_header(r, "Idempotency-Key", k2, sizeof k2), k) == 0;
+    }
+    if (strstr(k, ":firing:") && seen == 0)
+        rep->status = 503;
+}
+
+static void test_states_in_order(void)
+{
+    http_stub s = {.respond = respond_fail_first_firing};
+    stub_start(&s, &loop, 0);
+    alerts = start((engine_outbox_ops){0}, csv1(s.port, "json"));
+    char ids[4][16];
+    for (int i = 0; i < 4; i++) {
+        snprintf(ids[i], sizeof ids[i], "order-%d", i);
+        engine_alert f = sample(ids[i], ENGINE_ALERT_FIRING, 1);
+        engine_alert r = sample(ids[i], ENGINE_ALERT_RESOLVED, 2);
+        CHECK_EQ_INT(engine_alerts_submit(alerts, &f), 0);
+        CHECK_EQ_INT(engine_alerts_submit(alerts, &r), 0);
+    }
+    want_done = 8;
+    CHECK(run_until(done_pred, 10000));
+    CHECK_EQ_INT(stats().delivered, 8);
+    /* For each alert, "resolved" is first sent after the last attempt of "firing". */
+    int ok = 1;
+    for (int i = 0; i < 4; i++) {
+        int last_firing = -1, first_resolved = -1;
+        for (int r = 0; r < s.nreqs; r++) {
+            char k[128];
+            stub_header(&s.reqs[r], "Idempotency-Key", k, sizeof k);
+            if (strncmp(k, ids[i], strlen(ids[i])) != 0 || k[strlen(ids[i])] != ':')
+                continue;
+            if (strstr(k, ":firing:"))
+                last_firing = r;
+            else if (first_resolved < 0)
+                first_resolved = r;
+        }
+        if (!(last_firing >= 0 && first_resolved > last_firing)) {
+            printf("# %s: last firing request %d, first resolved %d\n", ids[i], last_firing,
+                   first_resolved);
+            ok = 0;
+        }
+    }
+    CHECK(ok);
+    stop(alerts);
+    stub_shutdown(&s);
+}
+
 static void respond_hang(http_stub *s, const stub_request *req, stub_reply *rep)
 {
     rep->mode = STUB_HANG;
@@ -582,6 +639,7 @@ int main(void)
     test_once_and_outbox();
     test_flaky_receiver();
     test_down_then_up();
+    test_states_in_order();
     test_isolation();
     test_refusals();
     test_timeout_and_give_up();
