@@ -114,7 +114,8 @@ def run(tmp, rcv):
     srv = pt.Serve(db, *args)
     flat, silent, late = (pt.Device(srv.port) for _ in range(3))
     # Devices resend what they are not sure was received, then go on.
-    ok = send_hour(flat, FLAT, T1 + 25 * 3600, 42.0, 25) and send_hour(late, LATE, T1 + 25 * 3600, 17.5, 25)
+    ok = (send_hour(flat, FLAT, T1 + 25 * 3600, 42.0, 25) and
+          send_hour(late, LATE, T1 + 25 * 3600, 17.5, 25))
     for k in range(26, 31):
         ok &= send_hour(flat, FLAT, T1 + k * 3600, 42.0 if k < 28 else 43.0, k)
         ok &= send_hour(late, LATE, T1 + k * 3600, 17.5 if k < 30 else 18.0, k)
