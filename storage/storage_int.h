@@ -26,6 +26,7 @@
 #define STORAGE_SLICE_POINTS 100000              /* points sealed per draining transaction */
 #define STORAGE_QUIET_POINTS 20000               /* recent commits under this: quiet */
 #define STORAGE_QUIET_HALF_US 100000             /* their count halves every 100 ms */
+#define STORAGE_SEAL_RETRY_US 1000000            /* a failed seal is tried again after 1 s */
 #define STORAGE_GROUP_MAX_POINTS 200000          /* points per group commit */
 #define STORAGE_KV_MAX 16
 
@@ -123,6 +124,7 @@ struct storage {
     uint64_t recent_points;    /* points committed lately, halved every STORAGE_QUIET_HALF_US */
     uint64_t recent_us;        /* when recent_points was last halved */
     uint64_t quiet_seals, load_seals; /* slices sealed while quiet and under load */
+    uint64_t seal_retry_us;    /* no seal before this (after a failed one) */
     uint64_t ckpt_gen;         /* bumped when head points move into chunks */
     uint64_t *ver;             /* index sid - 1: data_seq when its points last changed */
     uint32_t ver_cap;

@@ -687,13 +687,16 @@ static int seal_due(storage *st, bool queued)
         st->draining = false;
         return SEAL_NONE;
     }
+    uint64_t now = storage__now_us();
+    if (now < st->seal_retry_us)
+        return SEAL_LATER; /* the last seal failed: not again at once */
     if (st->head_points >= st->head_load_points || st->head_npts >= STORAGE_HEAD_HARD_POINTS)
         return SEAL_NOW;
     if (!st->draining && st->head_points < st->head_quiet_points)
         return SEAL_NONE;
     if (queued)
         return SEAL_LATER;
-    load_decay(st, storage__now_us());
+    load_decay(st, now);
     return st->recent_points < STORAGE_QUIET_POINTS ? SEAL_NOW : SEAL_LATER;
 }
 
@@ -712,6 +715,8 @@ static void seal_slice(storage *st)
         st->load_seals++;
     st->draining = rc == 0 && st->nactive > 0; /* on failure the log still holds the points */
     pthread_mutex_unlock(&st->head_mu);
+    if (rc != 0)
+        st->seal_retry_us = storage__now_us() + STORAGE_SEAL_RETRY_US;
     if (!st->draining) {
         int dead;
         mdb_reader_check(st->env, &dead); /* slots of reader processes that died */
