@@ -489,6 +489,13 @@ const engine_limit *engine_registry_limit_find(const engine_registry *r,
                                                const engine_outlet *o, const char *pollutant,
                                                int period, int64_t t);
 
+/* The outlet's limits, every pollutant, period and validity: the first when prev is NULL,
+ * else the one after prev; NULL after the last. Costs the outlet's limits, not the
+ * registry's. */
+const engine_limit *engine_registry_limit_next(const engine_registry *r,
+                                               const engine_outlet *o,
+                                               const engine_limit *prev);
+
 /* Record counts and records by index [0, count), in the order they were added. */
 size_t engine_registry_facility_count(const engine_registry *r);
 size_t engine_registry_outlet_count(const engine_registry *r);

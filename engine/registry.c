@@ -447,6 +447,23 @@ const engine_limit *engine_registry_limit_find(const engine_registry *r,
     return NULL;
 }
 
+const engine_limit *engine_registry_limit_next(const engine_registry *r,
+                                               const engine_outlet *o,
+                                               const engine_limit *prev)
+{
+    uint32_t k;
+    if (prev) {
+        if (prev < r->lim || prev >= r->lim + r->nlim)
+            return NULL;
+        k = r->lim_next[prev - r->lim];
+    } else {
+        if (!o || o < r->out || o >= r->out + r->nout)
+            return NULL;
+        k = r->out_first_limit[o - r->out];
+    }
+    return k ? &r->lim[k - 1] : NULL;
+}
+
 size_t engine_registry_facility_count(const engine_registry *r) { return r->nfac; }
 size_t engine_registry_outlet_count(const engine_registry *r) { return r->nout; }
 size_t engine_registry_limit_count(const engine_registry *r) { return r->nlim; }

@@ -28,11 +28,9 @@ void query_limits_find(const engine_registry *reg, const char *key, int64_t from
     if (!o)
         return;
     int period = strcmp(k.interval, "day") == 0 ? ENGINE_PERIOD_DAY : ENGINE_PERIOD_HOUR;
-    size_t n = engine_registry_limit_count(reg);
-    for (size_t i = 0; i < n && x->n < QUERY_MAX_LIMITS; i++) {
-        const engine_limit *l = engine_registry_limit_at(reg, i);
-        if (l->period != period || strcmp(l->facility_id, o->facility_id) != 0 ||
-            strcmp(l->outlet, o->code) != 0 || strcmp(l->pollutant, k.code) != 0)
+    for (const engine_limit *l = engine_registry_limit_next(reg, o, NULL);
+         l && x->n < QUERY_MAX_LIMITS; l = engine_registry_limit_next(reg, NULL, l)) {
+        if (l->period != period || strcmp(l->pollutant, k.code) != 0)
             continue;
         int64_t a = l->valid_from > from ? l->valid_from : from;
         int64_t b = l->valid_to - 1 < to ? l->valid_to - 1 : to;

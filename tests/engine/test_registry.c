@@ -244,6 +244,36 @@ static void test_many(void)
         miss += !o || strcmp(o->facility_id, id) != 0;
     }
     CHECK_EQ_INT(miss, 0);
+    /* Outlet i gets i % 4 limits, added interleaved with other outlets' limits: walking an
+     * outlet's limits yields exactly its own. */
+    static const char *pols[] = {"a21026", "a21002", "a34013"};
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 5000; i++) {
+            if (i % 4 <= round)
+                continue;
+            snprintf(id, sizeof id, "F%05d", i);
+            engine_limit l = limit(id, "DA001", pols[round], 10 * (round + 1) + i,
+                                   ENGINE_PERIOD_HOUR, INT64_MIN, INT64_MAX);
+            bad += engine_registry_add_limit(r, &l, NULL, 0) != 0;
+        }
+    CHECK_EQ_INT(bad, 0);
+    int wrong = 0;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof id, "F%05d", i);
+        const engine_outlet *o = engine_registry_outlet(r, id, "DA001");
+        int n = 0, seen = 0;
+        for (const engine_limit *l = engine_registry_limit_next(r, o, NULL); l;
+             l = engine_registry_limit_next(r, NULL, l)) {
+            n++;
+            for (int k = 0; k < 3; k++)
+                if (strcmp(l->pollutant, pols[k]) == 0 && l->value == 10 * (k + 1) + i)
+                    seen |= 1 << k;
+            wrong += strcmp(l->facility_id, id) != 0 || strcmp(l->outlet, "DA001") != 0;
+        }
+        wrong += n != i % 4 || seen != (1 << (i % 4)) - 1;
+    }
+    CHECK_EQ_INT(wrong, 0);
+    CHECK(engine_registry_limit_next(r, NULL, NULL) == NULL);
     engine_registry_destroy(r);
 }
 
