@@ -26,7 +26,9 @@
 #include "live.h"
 
 #define O2_CODE "a19001"
-#define MAX_CODES 8 /* codes judged per outlet: its limited pollutants and O2 */
+#define MAX_CODES 8
+#define DAY_HOURS 0xFFFFFFu /* the 24 hours of the day being counted, in the day masks */
+_Static_assert(FIND_GAP_WAIT <= 8, "the next day's hours waited for fit in the day masks"); /* codes judged per outlet: its limited pollutants and O2 */
 
 /* Memory per outlet: ~100 bytes, 130 per code judged (an outlet has 3-5), and 336 for the O2
  * baseline of a gas outlet: about 1 KiB; with the rest of a device's live state ~1.4 KiB,
@@ -45,7 +47,8 @@ typedef struct fcode {
 struct fwatch {
     fcode *codes;             /* grown one code at a time: outlets have few */
     uint32_t ncodes;
-    /* the local day being counted: hours seen and hours flagged C/M/D/B, as bit masks */
+    /* the local day being counted: hours seen and hours flagged C/M/D/B, as bit masks (bit
+     * i the day's hour i; bits 24-31 the next day's first hours, see judge_flagged) */
     int64_t day;
     uint32_t day_seen, day_bad;
     frun flagged;
@@ -418,31 +421,52 @@ static void judge_dilution(findings *f, const judge_ctx *c, fwatch *w, const fin
         o2_push(f, w, o2);
 }
 
-/* Counts the hour into its local day; a finished day (a later day's hour arrived) is
- * judged on its share of flagged hours. */
+/* Judges the day being counted on its share of flagged hours, then counts the next one: its
+ * first hours, already seen, move down to their place. */
+static void next_day(findings *f, const judge_ctx *c, fwatch *w, const engine_outlet *o)
+{
+    uint32_t seen = w->day_seen & DAY_HOURS, bad = w->day_bad & DAY_HOURS;
+    if (seen) {
+        double share = (double)__builtin_popcount(bad) / (double)__builtin_popcount(seen);
+        finding_key k = {o, "", ENGINE_FIND_FLAGGED_DAY};
+        findings_feed(f, c, &k, &w->flagged, w->day, 86400, share > f->q.flagged_share, share,
+                      f->q.flagged_share, 1);
+    }
+    w->day += 86400;
+    w->day_seen >>= 24;
+    w->day_bad >>= 24;
+}
+
+/* Counts the hour into the local day being counted (bits 0-23 of the masks) or into the
+ * first hours of the next one (bits 24-31). A day is judged when all its hours are in, or
+ * once the next day is FIND_GAP_WAIT hours old: hours of a gap over midnight, pulled back
+ * after the next day's first hours, still count in their own day. */
 static void judge_flagged(findings *f, const judge_ctx *c, fwatch *w, const engine_outlet *o,
                           int64_t ts, bool bad)
 {
     int64_t day = engine_period_start(ENGINE_PERIOD_DAY, ts, f->q.offset_s);
-    if (w->day != INT64_MIN && day < w->day)
-        return; /* a late hour of a day already judged */
-    if (day != w->day) {
-        if (w->day != INT64_MIN && w->day_seen) {
-            double share = (double)__builtin_popcount(w->day_bad) /
-                           (double)__builtin_popcount(w->day_seen);
-            finding_key k = {o, "", ENGINE_FIND_FLAGGED_DAY};
-            findings_feed(f, c, &k, &w->flagged, w->day, 86400, share > f->q.flagged_share,
-                          share, f->q.flagged_share, 1);
-        }
+    if (w->day == INT64_MIN) {
         w->day = day;
         w->day_seen = w->day_bad = 0;
     }
-    uint32_t bit = 1u << ((ts - day) / 3600 % 32);
+    if (day < w->day)
+        return; /* a late hour of a day already judged */
+    if (day > w->day + 86400) { /* days later: the day and the next are as done as they get */
+        next_day(f, c, w, o);
+        next_day(f, c, w, o);
+        w->day = day;
+        w->day_seen = w->day_bad = 0;
+    }
+    while (ts - w->day >= (24 + FIND_GAP_WAIT) * 3600)
+        next_day(f, c, w, o);
+    uint32_t bit = 1u << ((ts - w->day) / 3600);
     w->day_seen |= bit;
     if (bad)
         w->day_bad |= bit;
     else
         w->day_bad &= ~bit;
+    if ((w->day_seen & DAY_HOURS) == DAY_HOURS)
+        next_day(f, c, w, o);
 }
 
 static bool limited(const judge_ctx *c, const engine_outlet *o, const char *code, int64_t ts)

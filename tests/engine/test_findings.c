@@ -289,9 +289,11 @@ static void test_flagged_day(void)
 {
     fwatch *w = fwatch_create();
     ngot = 0;
-    for (int k = 0; k < 24; k++) /* day 1: 7 of 24 hours in maintenance (29%) */
+    for (int k = 0; k < 23; k++) /* day 1: 7 of 24 hours in maintenance (29%) */
         hour(w, T0 + k * 3600, 20 + k % 3, k >= 8 && k < 15 ? 'M' : 'N', o2_of(k), 50);
     CHECK_EQ_INT(count("flagged_day", NULL), 0); /* the day is not over yet */
+    hour(w, T0 + 23 * 3600, 20, 'N', o2_of(23), 50); /* its last hour: judged at once */
+    CHECK_EQ_INT(count("flagged_day", NULL), 1);
     hour(w, T0 + 24 * 3600, 20, 'N', o2_of(24), 50);
     const caught *f = find("flagged_day", "firing");
     CHECK(f && !strcmp(f->start, "2026-11-01T00:00:00+08:00") && fabs(f->value - 7.0 / 24) < 1e-9
@@ -300,6 +302,45 @@ static void test_flagged_day(void)
         hour(w, T0 + k * 3600, 20 + k % 3, k >= 30 && k < 36 ? 'D' : 'N', o2_of(k), 50);
     const caught *r = find("flagged_day", "resolved");
     CHECK(r && !strcmp(r->end, "2026-11-02T00:00:00+08:00"));
+    CHECK_EQ_INT(count("flagged_day", NULL), 2);
+    fwatch_destroy(w);
+}
+
+/* A gap over midnight: the day's missing hours come back after the next day's first hours
+ * (history pulled later) and still count in their day; hours that never come back are
+ * waited for FIND_GAP_WAIT hours of the next day. */
+static void test_flagged_day_gap(void)
+{
+    fwatch *w = fwatch_create();
+    ngot = 0;
+    /* Day 1: hours 0-18 with 5 in maintenance; 19-23 missing (5 of 19 seen: 26%). */
+    for (int k = 0; k < 19; k++)
+        hour(w, T0 + k * 3600, 20 + k % 3, k >= 8 && k < 13 ? 'M' : 'N', o2_of(k), 50);
+    for (int k = 24; k < 27; k++) /* day 2's first hours arrive first */
+        hour(w, T0 + k * 3600, 20, 'N', o2_of(k), 50);
+    CHECK_EQ_INT(count("flagged_day", NULL), 0); /* day 1 waits for its gap */
+    for (int k = 19; k < 24; k++) /* the gap, pulled back: 5 of 24 (21%) */
+        hour(w, T0 + k * 3600, 20 + k % 3, 'N', o2_of(k), 50);
+    for (int k = 27; k < 48; k++)
+        hour(w, T0 + k * 3600, 20 + k % 3, 'N', o2_of(k), 50);
+    CHECK_EQ_INT(count("flagged_day", NULL), 0); /* neither day is over 25% */
+    /* Day 3 the same, but its gap never comes back: judged on what came once day 4 is
+     * FIND_GAP_WAIT hours old. */
+    for (int k = 48; k < 67; k++)
+        hour(w, T0 + k * 3600, 20 + k % 3, k >= 56 && k < 61 ? 'M' : 'N', o2_of(k), 50);
+    for (int k = 72; k < 72 + FIND_GAP_WAIT; k++)
+        hour(w, T0 + k * 3600, 20, 'N', o2_of(k), 50);
+    CHECK_EQ_INT(count("flagged_day", NULL), 0);
+    hour(w, T0 + (72 + FIND_GAP_WAIT) * 3600, 20, 'N', o2_of(0), 50);
+    const caught *f = find("flagged_day", "firing");
+    CHECK(f && !strcmp(f->start, "2026-11-03T00:00:00+08:00") && fabs(f->value - 5.0 / 19) < 1e-9);
+    /* A late hour of day 3 after it was judged changes nothing. */
+    hour(w, T0 + 70 * 3600, 20, 'N', o2_of(0), 50);
+    CHECK_EQ_INT(count("flagged_day", NULL), 1);
+    /* Days later: day 4 (not flagged) is judged, and the new day counts from scratch. */
+    hour(w, T0 + 240 * 3600, 20, 'N', o2_of(0), 50);
+    const caught *r = find("flagged_day", "resolved");
+    CHECK(r && !strcmp(r->end, "2026-11-04T00:00:00+08:00"));
     CHECK_EQ_INT(count("flagged_day", NULL), 2);
     fwatch_destroy(w);
 }
@@ -337,6 +378,7 @@ int main(void)
     test_zeros();
     test_dilution();
     test_flagged_day();
+    test_flagged_day_gap();
     test_run();
     teardown();
     return tap_done();
