@@ -510,6 +510,13 @@ class Receiver:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
+            self.server = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
     def url(self, path="/hook"):
         return f"http://127.0.0.1:{self.port}{path}"

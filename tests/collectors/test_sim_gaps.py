@@ -212,12 +212,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="plume-test-gaps-")
     try:
         for part, name in ((part_stall, "1"), (part_hidden, "2")):
-            hook = pt.Receiver()
             os.makedirs(os.path.join(tmp, name))
-            try:
+            with pt.Receiver() as hook:
                 part(os.path.join(tmp, name), hook)
-            finally:
-                hook.stop()
     finally:
         if os.environ.get("KEEP"):
             pt.diag("kept %s" % tmp)

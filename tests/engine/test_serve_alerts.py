@@ -7,9 +7,7 @@ the server in its middle without a second firing, and reach the receiver quickly
 usage: test_serve_alerts.py PLUME"""
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -36,14 +34,10 @@ def send_hour(dev, t, so2, o2=6.0):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="plume-alerts-")
-    rcv = pt.Receiver(keep_alive=False)
-    try:
-        run(tmp, rcv)
-    finally:
-        rcv.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-    pt.finish()
+    def with_receiver(tmp):
+        with pt.Receiver(keep_alive=False) as rcv:
+            run(tmp, rcv)
+    pt.run_in_tmp(with_receiver, "plume-alerts-")
 
 
 def run(tmp, rcv):

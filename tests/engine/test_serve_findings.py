@@ -11,9 +11,7 @@ of any state would carry the same idempotency key.
 usage: test_serve_findings.py PLUME"""
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -70,14 +68,10 @@ def local(t):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="plume-findings-")
-    rcv = pt.Receiver()
-    try:
-        run(tmp, rcv)
-    finally:
-        rcv.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-    pt.finish()
+    def with_receiver(tmp):
+        with pt.Receiver() as rcv:
+            run(tmp, rcv)
+    pt.run_in_tmp(with_receiver, "plume-findings-")
 
 
 def run(tmp, rcv):

@@ -14,9 +14,7 @@ through the query server, and the findings arrive at a webhook receiver written 
 
 usage: test_serve_rollup.py PLUME"""
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -76,13 +74,8 @@ def wait_value(srv, key, ts, want, timeout=10.0):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="plume-rollup-")
-    try:
-        run(tmp)
-    finally:
-        RCV.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-    pt.finish()
+    with RCV:
+        pt.run_in_tmp(run, "plume-rollup-")
 
 
 def run(tmp):
