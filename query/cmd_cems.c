@@ -23,7 +23,7 @@ typedef struct chart_ctx {
     storage_sid sid;
     int col;
     int64_t from, to;            /* seconds, inclusive; INT64_MIN / INT64_MAX: open */
-    query_limits lim;
+    query_limits lim;            /* CEMS.TABLE's (a chart finds its own) */
 } chart_ctx;
 
 static storage *store_of(query_client *c)
@@ -75,8 +75,6 @@ static int open_range(query_client *c, const resp_arg *argv, chart_ctx *x, char 
     }
     x->from = fo ? INT64_MIN : (fms >= 0 ? (fms + 999) / 1000 : -(-fms / 1000));
     x->to = to ? INT64_MAX : (tms >= 0 ? tms / 1000 : -((-tms + 999) / 1000));
-    query_limits_find((const engine_registry *)c->srv->registry, key, x->from, x->to,
-                      &x->lim);
     return 0;
 }
 
@@ -295,6 +293,7 @@ static void cmd_cems_table(query_client *c, size_t argc, const resp_arg *argv)
     char key[256];
     if (open_range(c, argv, &x, key, sizeof key) != 0)
         return;
+    query_limits_find((const engine_registry *)c->srv->registry, key, x.from, x.to, &x.lim);
     resp_writer body;
     resp_writer_init(&body, c->out.proto);
     storage_iter *it = NULL;
